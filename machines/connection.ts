@@ -1,0 +1,282 @@
+import { assign, cancel, raise, setup } from 'xstate';
+
+/** Why a session ended. `expired` is the only one the machine decides by itself. */
+export type EndReason = 'left' | 'expired' | 'replaced' | 'kicked';
+
+/** The states a user can see, in the order of the lifecycle. */
+export const connectionStates = ['connected', 'inGame', 'stale', 'expired'] as const;
+export type ConnectionState = (typeof connectionStates)[number];
+
+/** Deadlines of one connection, in milliseconds. Persisted with the context so a restore keeps them. */
+export interface ConnectionTiming {
+  /** No activity for this long → `stale`. */
+  staleMs: number;
+  /** `stale` for this long → `expired`. */
+  expireMs: number;
+  /** The same, for a connection that was in a game. */
+  inGameExpireMs: number;
+  /** A `warning` goes out this long before `expiresAt`, while a socket is attached. */
+  warnMs: number;
+}
+
+export interface ConnectionInput {
+  connectionId: string;
+  userId: string;
+  /** The time the connection opened (epoch ms, from the server's clock). */
+  at: number;
+  timing: ConnectionTiming;
+}
+
+/**
+ * Everything the machine knows. All times are absolute epoch milliseconds: XState does not restore
+ * delayed events from a persisted snapshot (statelyai/xstate#5331), so deadlines live here and the
+ * timers are re-armed from them (`RESTORED`).
+ */
+export interface ConnectionContext {
+  connectionId: string;
+  userId: string;
+  gameId: string | null;
+  /** When the connection joined its current game. */
+  joinedAt: number | null;
+  connectedAt: number;
+  lastSeen: number;
+  /** `lastSeen + staleMs`. */
+  staleAt: number;
+  /** When it went stale; `null` while it is not stale. */
+  staleSince: number | null;
+  /** `staleSince + expireMs` (or `inGameExpireMs`); `null` while it is not stale. */
+  expiresAt: number | null;
+  /** Whether a socket is attached: a stale connection without one gets no warning. */
+  socket: boolean;
+  /**
+   * The deadline the pending stale timer was armed for. Activity only moves `staleAt`; when the
+   * timer fires early relative to the new `staleAt` it is re-armed, so a heartbeat costs no timer work.
+   */
+  staleTimerAt: number;
+  reason: EndReason | null;
+  timing: ConnectionTiming;
+}
+
+/** Every event carries the time it happened (`at`, epoch ms), stamped by the server's clock. */
+export type ConnectionEvent =
+  /** Any call from the client, including `session.heartbeat`: it proves the user is there. */
+  | { type: 'HEARTBEAT'; at: number }
+  | { type: 'JOIN_GAME'; gameId: string; at: number }
+  | { type: 'LEAVE_GAME'; at: number }
+  | { type: 'SOCKET_CLOSED'; at: number }
+  /** A new socket took over this connection with its resume token. */
+  | { type: 'RESUME'; at: number }
+  | { type: 'END'; reason: Exclude<EndReason, 'expired'>; at: number }
+  /** Sent once after a restore from a snapshot: re-arms timers; the socket is gone since `lostAt`. */
+  | { type: 'RESTORED'; at: number; lostAt: number }
+  | { type: 'STALE_DUE'; at: number }
+  | { type: 'WARNING_DUE'; at: number }
+  | { type: 'EXPIRY_DUE'; at: number };
+
+export interface ConnectionOutput {
+  reason: EndReason;
+}
+
+/** What the machine tells the server when it enters a state; `context` is the new context. */
+export interface ConnectionReport {
+  state: ConnectionState;
+}
+
+export interface ConnectionNotice {
+  type: 'warning';
+  expiresAt: number;
+}
+
+const STALE_TIMER = 'staleTimer';
+/** One pending stale timer at a time, armed for the current `staleAt`. */
+const restartStaleTimer = ['cancelStaleTimer', 'noteStaleTimer', 'armStaleTimer'] as const;
+const EXPIRY_TIMER = 'expiryTimer';
+const WARNING_TIMER = 'warningTimer';
+
+function expiryOf(context: ConnectionContext, staleSince: number): number {
+  const { expireMs, inGameExpireMs } = context.timing;
+  return staleSince + (context.gameId === null ? expireMs : inGameExpireMs);
+}
+
+export const connectionMachine = setup({
+  types: {
+    context: {} as ConnectionContext,
+    events: {} as ConnectionEvent,
+    input: {} as ConnectionInput,
+    output: {} as ConnectionOutput,
+  },
+  actions: {
+    /** A state was entered: bound by the server to presence and the store. */
+    report: (_, _params: ConnectionReport) => {},
+    /** The context changed without a change of state (activity): bound to the store's write-behind. */
+    persist: () => {},
+    /** A message for the client's `session.events`. */
+    notify: (_, _params: ConnectionNotice) => {},
+    touch: assign(({ context, event }) => {
+      const at = 'at' in event ? event.at : context.lastSeen;
+      return { lastSeen: at, staleAt: at + context.timing.staleMs };
+    }),
+    armStaleTimer: raise(({ context }) => ({ type: 'STALE_DUE' as const, at: context.staleAt }), {
+      id: STALE_TIMER,
+      delay: ({ context, event }) => Math.max(0, context.staleAt - ('at' in event ? event.at : context.lastSeen)),
+    }),
+    cancelStaleTimer: cancel(STALE_TIMER),
+    noteStaleTimer: assign(({ context }) => ({ staleTimerAt: context.staleAt })),
+    clearStaleness: assign({ staleSince: null, expiresAt: null }),
+  },
+  guards: {
+    silentUntilDeadline: ({ context }) => context.staleAt <= context.staleTimerAt,
+    inGame: ({ context }) => context.gameId !== null,
+    sameGame: ({ context, event }) => event.type === 'JOIN_GAME' && event.gameId === context.gameId,
+    socketAttached: ({ context }) => context.socket,
+  },
+}).createMachine({
+  id: 'connection',
+  context: ({ input }) => ({
+    connectionId: input.connectionId,
+    userId: input.userId,
+    gameId: null,
+    joinedAt: null,
+    connectedAt: input.at,
+    lastSeen: input.at,
+    staleAt: input.at + input.timing.staleMs,
+    staleSince: null,
+    expiresAt: null,
+    socket: true,
+    staleTimerAt: input.at + input.timing.staleMs,
+    reason: null,
+    timing: input.timing,
+  }),
+  initial: 'connected',
+  output: ({ context }) => ({ reason: context.reason ?? 'expired' }),
+  on: {
+    HEARTBEAT: { actions: ['touch', 'persist'] },
+    SOCKET_CLOSED: {
+      target: '.stale',
+      actions: assign(({ event }) => ({ socket: false, staleSince: event.at })),
+    },
+    END: {
+      target: '.expired',
+      actions: assign(({ event }) => ({ reason: event.reason })),
+    },
+    STALE_DUE: [
+      {
+        guard: 'silentUntilDeadline',
+        target: '.stale',
+        actions: assign(({ context }) => ({ staleSince: context.staleAt })),
+      },
+      // Activity moved the deadline since the timer was armed: arm it again for the new one.
+      { actions: [...restartStaleTimer] },
+    ],
+    RESTORED: {
+      target: '.stale',
+      actions: assign(({ context, event }) => ({
+        socket: false,
+        // It would have gone stale at `staleAt` anyway; a restart must not extend the grace period.
+        staleSince: Math.min(event.lostAt, context.staleAt),
+      })),
+    },
+    RESUME: { actions: ['touch', assign({ socket: true }), 'persist'] },
+  },
+  states: {
+    connected: {
+      entry: ['clearStaleness', ...restartStaleTimer, { type: 'report', params: { state: 'connected' } }],
+      on: {
+        JOIN_GAME: {
+          target: 'inGame',
+          actions: ['touch', assign(({ event }) => ({ gameId: event.gameId, joinedAt: event.at }))],
+        },
+        LEAVE_GAME: { actions: ['touch', 'persist'] },
+      },
+    },
+    inGame: {
+      entry: ['clearStaleness', ...restartStaleTimer, { type: 'report', params: { state: 'inGame' } }],
+      on: {
+        JOIN_GAME: [
+          { guard: 'sameGame', actions: ['touch', 'persist'] },
+          {
+            // Moving to another game: re-entering reports the new game; the old one sees `moved`.
+            target: 'inGame',
+            reenter: true,
+            actions: ['touch', assign(({ event }) => ({ gameId: event.gameId, joinedAt: event.at }))],
+          },
+        ],
+        LEAVE_GAME: {
+          target: 'connected',
+          actions: ['touch', assign({ gameId: null, joinedAt: null })],
+        },
+      },
+    },
+    stale: {
+      entry: [
+        'cancelStaleTimer',
+        assign(({ context }) => {
+          const staleSince = context.staleSince ?? context.staleAt;
+          const expiresAt = expiryOf(context, staleSince);
+          return { staleSince, expiresAt };
+        }),
+        { type: 'report', params: { state: 'stale' } },
+        raise(({ context }) => ({ type: 'EXPIRY_DUE' as const, at: context.expiresAt ?? 0 }), {
+          id: EXPIRY_TIMER,
+          delay: ({ context, event }) => Math.max(0, (context.expiresAt ?? 0) - ('at' in event ? event.at : 0)),
+        }),
+        raise(
+          ({ context }) => ({
+            type: 'WARNING_DUE' as const,
+            at: (context.expiresAt ?? 0) - context.timing.warnMs,
+          }),
+          {
+            id: WARNING_TIMER,
+            delay: ({ context, event }) =>
+              Math.max(0, (context.expiresAt ?? 0) - context.timing.warnMs - ('at' in event ? event.at : 0)),
+          },
+        ),
+      ],
+      exit: [cancel(EXPIRY_TIMER), cancel(WARNING_TIMER)],
+      on: {
+        HEARTBEAT: [
+          { guard: 'inGame', target: 'inGame', actions: 'touch' },
+          { target: 'connected', actions: 'touch' },
+        ],
+        RESUME: [
+          { guard: 'inGame', target: 'inGame', actions: ['touch', assign({ socket: true })] },
+          { target: 'connected', actions: ['touch', assign({ socket: true })] },
+        ],
+        JOIN_GAME: {
+          target: 'inGame',
+          actions: ['touch', assign(({ context, event }) => ({
+            gameId: event.gameId,
+            joinedAt: event.gameId === context.gameId ? context.joinedAt : event.at,
+          }))],
+        },
+        LEAVE_GAME: {
+          target: 'connected',
+          actions: ['touch', assign({ gameId: null, joinedAt: null })],
+        },
+        SOCKET_CLOSED: { actions: [assign({ socket: false }), cancel(WARNING_TIMER), 'persist'] },
+        STALE_DUE: {},
+        RESTORED: { target: 'stale', reenter: true, actions: assign({ socket: false }) },
+        WARNING_DUE: {
+          guard: 'socketAttached',
+          actions: {
+            type: 'notify',
+            params: ({ context }) => ({ type: 'warning' as const, expiresAt: context.expiresAt ?? 0 }),
+          },
+        },
+        EXPIRY_DUE: {
+          target: 'expired',
+          actions: assign({ reason: 'expired' as const }),
+        },
+      },
+    },
+    expired: {
+      type: 'final',
+      entry: [
+        'cancelStaleTimer',
+        { type: 'report', params: { state: 'expired' } },
+      ],
+    },
+  },
+});
+
+export type ConnectionMachine = typeof connectionMachine;
