@@ -1,0 +1,90 @@
+import type { ConnectionRecord, FlushResult, HistoryRecord, PresenceStore } from './types.js';
+import { WriteBehind } from './writeBehind.js';
+
+export interface MemoryStoreOptions {
+  /** How many ended connections `history` keeps. @default 1000 */
+  historyLimit?: number;
+}
+
+function addTo(index: Map<string, Set<string>>, key: string, id: string) {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(id);
+}
+
+function removeFrom(index: Map<string, Set<string>>, key: string, id: string) {
+  const set = index.get(key);
+  if (!set) return;
+  set.delete(id);
+  if (set.size === 0) index.delete(key);
+}
+
+/** The embedded store: everything in this process. The default when `REDIS_URL` is unset. */
+export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceStore {
+  const historyLimit = options.historyLimit ?? 1000;
+  const queue = new WriteBehind();
+  const records = new Map<string, ConnectionRecord>();
+  const byUser = new Map<string, Set<string>>();
+  const byGame = new Map<string, Set<string>>();
+  // A ring: `history[next]` is the oldest entry once full.
+  const history: HistoryRecord[] = [];
+  let next = 0;
+
+  function write(record: ConnectionRecord) {
+    const previous = records.get(record.connectionId);
+    if (previous?.gameId !== record.gameId && previous?.gameId) {
+      removeFrom(byGame, previous.gameId, record.connectionId);
+    }
+    records.set(record.connectionId, record);
+    addTo(byUser, record.userId, record.connectionId);
+    if (record.gameId) addTo(byGame, record.gameId, record.connectionId);
+  }
+
+  function erase(connectionId: string): boolean {
+    const previous = records.get(connectionId);
+    if (!previous) return false;
+    records.delete(connectionId);
+    removeFrom(byUser, previous.userId, connectionId);
+    if (previous.gameId) removeFrom(byGame, previous.gameId, connectionId);
+    return true;
+  }
+
+  return {
+    kind: 'memory',
+    put: (id, read) => queue.put(id, read),
+    remove: (id) => queue.remove(id),
+    pending: () => queue.size,
+    flush() {
+      const result: FlushResult = { written: 0, removed: 0 };
+      for (const [id, mark] of queue.take()) {
+        if (mark) {
+          write(mark());
+          result.written++;
+        } else if (erase(id)) {
+          result.removed++;
+        }
+      }
+      return Promise.resolve(result);
+    },
+    get: (id) => Promise.resolve(structuredClone(records.get(id) ?? null)),
+    loadNode: (nodeId) =>
+      Promise.resolve([...records.values()].filter((r) => r.nodeId === nodeId).map((r) => structuredClone(r))),
+    connectionsOfUser: (userId) => Promise.resolve([...(byUser.get(userId) ?? [])]),
+    connectionsOfGame: (gameId) => Promise.resolve([...(byGame.get(gameId) ?? [])]),
+    appendHistory(record) {
+      if (history.length < historyLimit) history.push(structuredClone(record));
+      else history[next] = structuredClone(record);
+      next = (next + 1) % historyLimit;
+      return Promise.resolve();
+    },
+    history({ userId, limit }) {
+      const out: HistoryRecord[] = [];
+      for (let i = 1; i <= history.length && out.length < limit; i++) {
+        const entry = history[(next - i + history.length * 2) % history.length];
+        if (entry && (userId === undefined || entry.userId === userId)) out.push(structuredClone(entry));
+      }
+      return Promise.resolve(out);
+    },
+    close: () => Promise.resolve(),
+  };
+}

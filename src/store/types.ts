@@ -1,0 +1,67 @@
+import type { EndReason } from '../protocol.js';
+
+/** What the store keeps of one connection: the persisted actor snapshot plus what indexes need. */
+export interface ConnectionRecord {
+  /** Bumped when the stored shape changes; a record of another version is skipped on load. */
+  v: 1;
+  connectionId: string;
+  userId: string;
+  nodeId: string;
+  state: 'connected' | 'inGame' | 'stale';
+  gameId: string | null;
+  /** Epoch ms. */
+  lastSeen: number;
+  /** Epoch ms; `null` while not stale. */
+  expiresAt: number | null;
+  /** SHA-256 of the resume token (never the token itself). */
+  resumeTokenHash: string;
+  ip: string | null;
+  userAgent: string | null;
+  /** `actor.getPersistedSnapshot()` of the connection machine. */
+  snapshot: unknown;
+}
+
+export interface HistoryRecord {
+  connectionId: string;
+  userId: string;
+  nodeId: string;
+  ip: string | null;
+  userAgent: string | null;
+  /** Epoch ms. */
+  connectedAt: number;
+  /** Epoch ms. */
+  endedAt: number;
+  reason: EndReason;
+  games: string[];
+}
+
+export interface FlushResult {
+  written: number;
+  removed: number;
+}
+
+/**
+ * Where connection snapshots, their indexes and history live. Writes are write-behind: `put` and
+ * `remove` only mark a connection, and `flush` (on a timer, and on demand) writes the latest version
+ * of each marked connection once — however many times it changed in between.
+ */
+export interface PresenceStore {
+  readonly kind: 'memory' | 'redis';
+  /** Marks a connection for writing; `read` is called at flush time, so it sees the latest state. */
+  put(connectionId: string, read: () => ConnectionRecord): void;
+  /** Marks a connection for removal (it ended). Supersedes a pending `put`. */
+  remove(connectionId: string): void;
+  /** Writes everything marked so far. */
+  flush(): Promise<FlushResult>;
+  /** How many connections are marked and not yet written. */
+  pending(): number;
+  get(connectionId: string): Promise<ConnectionRecord | null>;
+  /** Every connection record owned by a node (restore after a restart). */
+  loadNode(nodeId: string): Promise<ConnectionRecord[]>;
+  connectionsOfUser(userId: string): Promise<string[]>;
+  connectionsOfGame(gameId: string): Promise<string[]>;
+  appendHistory(record: HistoryRecord): Promise<void>;
+  /** Newest first. */
+  history(query: { userId?: string; limit: number }): Promise<HistoryRecord[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,164 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ConnectionRecord, HistoryRecord, PresenceStore } from '../../src/store/types.js';
+
+/**
+ * One suite for every store. A store factory gets a fresh, isolated namespace per test (for Redis:
+ * its own key prefix); `reopen` opens a second store on the same namespace (another process).
+ */
+export interface StoreFixture {
+  store: PresenceStore;
+  reopen(): Promise<PresenceStore>;
+  dispose(): Promise<void>;
+}
+
+export function record(overrides: Partial<ConnectionRecord> & { connectionId: string }): ConnectionRecord {
+  return {
+    v: 1,
+    userId: 'alice',
+    nodeId: 'node-a',
+    state: 'connected',
+    gameId: null,
+    lastSeen: 1_700_000_000_000,
+    expiresAt: null,
+    resumeTokenHash: 'hash',
+    ip: '127.0.0.1',
+    userAgent: 'test',
+    snapshot: { status: 'active', value: 'connected', context: { n: 1 } },
+    ...overrides,
+  };
+}
+
+function ended(connectionId: string, userId: string, endedAt: number): HistoryRecord {
+  return {
+    connectionId,
+    userId,
+    nodeId: 'node-a',
+    ip: null,
+    userAgent: null,
+    connectedAt: endedAt - 1000,
+    endedAt,
+    reason: 'expired',
+    games: ['g1'],
+  };
+}
+
+export function describeStoreContract(name: string, open: () => Promise<StoreFixture>) {
+  describe(`store contract: ${name}`, () => {
+    let fixture: StoreFixture;
+    let store: PresenceStore;
+    beforeEach(async () => {
+      fixture = await open();
+      store = fixture.store;
+    });
+    afterEach(async () => {
+      await fixture.dispose();
+    });
+
+    it('writes nothing until flushed, then the latest version', async () => {
+      store.put('c1', () => record({ connectionId: 'c1' }));
+      expect(store.pending()).toBe(1);
+      expect(await store.get('c1')).toBeNull();
+      await store.flush();
+      expect(store.pending()).toBe(0);
+      expect(await store.get('c1')).toEqual(record({ connectionId: 'c1' }));
+    });
+
+    it('coalesces: many puts of one connection are one write, read once, at flush time', async () => {
+      let reads = 0;
+      let lastSeen = 0;
+      for (let i = 0; i < 1000; i++) {
+        lastSeen = 1_700_000_000_000 + i;
+        store.put('c1', () => {
+          reads++;
+          return record({ connectionId: 'c1', lastSeen });
+        });
+      }
+      expect(store.pending()).toBe(1);
+      const result = await store.flush();
+      expect(result.written).toBe(1);
+      expect(reads).toBe(1);
+      expect((await store.get('c1'))?.lastSeen).toBe(1_700_000_000_999);
+    });
+
+    it('a flush with nothing marked writes nothing', async () => {
+      expect(await store.flush()).toEqual({ written: 0, removed: 0 });
+    });
+
+    it('remove supersedes a pending put and clears the indexes', async () => {
+      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      await store.flush();
+      expect(await store.connectionsOfGame('g1')).toEqual(['c1']);
+      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g2' }));
+      store.remove('c1');
+      const result = await store.flush();
+      expect(result).toEqual({ written: 0, removed: 1 });
+      expect(await store.get('c1')).toBeNull();
+      expect(await store.connectionsOfGame('g1')).toEqual([]);
+      expect(await store.connectionsOfGame('g2')).toEqual([]);
+      expect(await store.connectionsOfUser('alice')).toEqual([]);
+    });
+
+    it('is idempotent: writing the same record twice leaves one copy in every index', async () => {
+      const r = record({ connectionId: 'c1', gameId: 'g1' });
+      store.put('c1', () => r);
+      await store.flush();
+      store.put('c1', () => r);
+      await store.flush();
+      expect(await store.connectionsOfGame('g1')).toEqual(['c1']);
+      expect(await store.connectionsOfUser('alice')).toEqual(['c1']);
+    });
+
+    it('keeps indexes by user and by game that follow a move', async () => {
+      store.put('c1', () => record({ connectionId: 'c1', userId: 'alice', gameId: 'g1' }));
+      store.put('c2', () => record({ connectionId: 'c2', userId: 'alice', gameId: null }));
+      store.put('c3', () => record({ connectionId: 'c3', userId: 'bob', gameId: 'g1' }));
+      await store.flush();
+      expect((await store.connectionsOfUser('alice')).sort()).toEqual(['c1', 'c2']);
+      expect((await store.connectionsOfGame('g1')).sort()).toEqual(['c1', 'c3']);
+      store.put('c1', () => record({ connectionId: 'c1', userId: 'alice', gameId: 'g2' }));
+      await store.flush();
+      expect(await store.connectionsOfGame('g1')).toEqual(['c3']);
+      expect(await store.connectionsOfGame('g2')).toEqual(['c1']);
+    });
+
+    it('loads the records of one node, as written', async () => {
+      store.put('c1', () => record({ connectionId: 'c1', nodeId: 'node-a', state: 'stale', expiresAt: 5 }));
+      store.put('c2', () => record({ connectionId: 'c2', nodeId: 'node-b' }));
+      await store.flush();
+      const loaded = await store.loadNode('node-a');
+      expect(loaded).toEqual([record({ connectionId: 'c1', nodeId: 'node-a', state: 'stale', expiresAt: 5 })]);
+    });
+
+    it('a record read back cannot be changed by mutating it', async () => {
+      store.put('c1', () => record({ connectionId: 'c1' }));
+      await store.flush();
+      const first = await store.get('c1');
+      if (first) first.userId = 'mallory';
+      expect((await store.get('c1'))?.userId).toBe('alice');
+    });
+
+    it('history is newest first, filtered by user and limited', async () => {
+      for (let i = 0; i < 5; i++) await store.appendHistory(ended(`c${i}`, i % 2 ? 'bob' : 'alice', 1000 + i));
+      expect((await store.history({ limit: 10 })).map((h) => h.connectionId)).toEqual(['c4', 'c3', 'c2', 'c1', 'c0']);
+      expect((await store.history({ limit: 2 })).map((h) => h.connectionId)).toEqual(['c4', 'c3']);
+      expect((await store.history({ userId: 'bob', limit: 10 })).map((h) => h.connectionId)).toEqual(['c3', 'c1']);
+      expect(await store.history({ userId: 'nobody', limit: 10 })).toEqual([]);
+    });
+
+    it('history is bounded', async () => {
+      for (let i = 0; i < 1100; i++) await store.appendHistory(ended(`c${i}`, 'alice', i));
+      const all = await store.history({ limit: 10_000 });
+      expect(all.length).toBe(1000);
+      expect(all[0]?.connectionId).toBe('c1099');
+      expect(all.at(-1)?.connectionId).toBe('c100');
+    });
+
+    it('another store on the same namespace sees what was flushed', async () => {
+      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      await store.flush();
+      const other = await fixture.reopen();
+      expect(await other.get('c1')).toEqual(record({ connectionId: 'c1', gameId: 'g1' }));
+      expect(await other.connectionsOfGame('g1')).toEqual(['c1']);
+    });
+  });
+}
