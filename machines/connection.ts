@@ -98,6 +98,26 @@ function expiryOf(context: ConnectionContext, staleSince: number): number {
   return staleSince + (context.gameId === null ? expireMs : inGameExpireMs);
 }
 
+/** The context of a new connection. */
+export function initialContext(input: ConnectionInput): ConnectionContext {
+  const staleAt = input.at + input.timing.staleMs;
+  return {
+    connectionId: input.connectionId,
+    userId: input.userId,
+    gameId: null,
+    joinedAt: null,
+    connectedAt: input.at,
+    lastSeen: input.at,
+    staleAt,
+    staleSince: null,
+    expiresAt: null,
+    socket: true,
+    staleTimerAt: staleAt,
+    reason: null,
+    timing: input.timing,
+  };
+}
+
 export const connectionMachine = setup({
   types: {
     context: {} as ConnectionContext,
@@ -132,21 +152,7 @@ export const connectionMachine = setup({
   },
 }).createMachine({
   id: 'connection',
-  context: ({ input }) => ({
-    connectionId: input.connectionId,
-    userId: input.userId,
-    gameId: null,
-    joinedAt: null,
-    connectedAt: input.at,
-    lastSeen: input.at,
-    staleAt: input.at + input.timing.staleMs,
-    staleSince: null,
-    expiresAt: null,
-    socket: true,
-    staleTimerAt: input.at + input.timing.staleMs,
-    reason: null,
-    timing: input.timing,
-  }),
+  context: ({ input }) => initialContext(input),
   initial: 'connected',
   output: ({ context }) => ({ reason: context.reason ?? 'expired' }),
   on: {

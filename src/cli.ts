@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { signToken } from './auth.js';
+import { ConfigError, configFromEnv } from './config.js';
+import { exportMachines } from './machineGraph.js';
+import { createPresenceServer } from './server.js';
+
+const usage = `usage:
+  presenced [serve]                                   run the server (configured by environment variables)
+  presenced token --user ID [--role admin] [--ttl 1h] print an HS256 JWT signed with PRESENCED_JWT_SECRET
+  presenced machines [--format mermaid|json]          print the state machine definitions`;
+
+function fail(message: string): never {
+  process.stderr.write(`presenced: ${message}\n`);
+  process.exit(1);
+}
+
+async function serve() {
+  let config;
+  try {
+    config = configFromEnv();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const { production: _production, ...options } = config;
+  const server = createPresenceServer(options);
+  const { url, wsUrl } = await server.listen();
+  const how =
+    config.auth === 'dev'
+      ? `connectionParams { userId: 'alice' } (dev auth)`
+      : `connectionParams { token: '<jwt>' } (jwt auth; npx presenced token --user alice)`;
+  process.stdout.write(
+    `presenced ${server.nodeId} listening on ${url} (store: ${server.services.store.kind})\n` +
+      `  connect a client to ${wsUrl} with ${how}\n  health: ${url}/health\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`presenced: ${signal}, draining\n`);
+    server
+      .drain()
+      .then(() => server.close())
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        process.stderr.write(`presenced: shutdown failed: ${String(error)}\n`);
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function token(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: { user: { type: 'string' }, role: { type: 'string' }, ttl: { type: 'string' } },
+  });
+  const secret = process.env['PRESENCED_JWT_SECRET'];
+  if (!secret || secret.length < 16) fail('PRESENCED_JWT_SECRET must be set (16+ characters) to sign tokens');
+  if (!values.user) fail('--user is required');
+  if (values.ttl !== undefined && !/^\d+\s*(s|m|h|d|w)$/.test(values.ttl)) fail(`invalid --ttl ${values.ttl}: use e.g. 90s, 15m, 1h, 7d`);
+  const jwt = await signToken({ secret, userId: values.user, role: values.role, ttl: values.ttl });
+  process.stdout.write(`${jwt}\n`);
+}
+
+function machines(args: string[]) {
+  const { values } = parseArgs({ args, options: { format: { type: 'string', default: 'mermaid' } } });
+  if (values.format !== 'mermaid' && values.format !== 'json') fail(`invalid --format ${values.format}: mermaid or json`);
+  process.stdout.write(`${exportMachines(values.format)}\n`);
+}
+
+const [command = 'serve', ...args] = process.argv.slice(2);
+try {
+  switch (command) {
+    case 'serve':
+      await serve();
+      break;
+    case 'token':
+      await token(args);
+      break;
+    case 'machines':
+      machines(args);
+      break;
+    case '--help':
+    case 'help':
+      process.stdout.write(`${usage}\n`);
+      break;
+    default:
+      fail(`unknown command ${command}\n${usage}`);
+  }
+} catch (error) {
+  if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) fail(error.message);
+  throw error;
+}

@@ -1,0 +1,425 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { createActor, type ActorRefFrom } from 'xstate';
+import {
+  connectionMachine,
+  initialContext,
+  type ConnectionContext,
+  type ConnectionState,
+  type ConnectionTiming,
+} from '../machines/connection.js';
+import { shardMachine } from '../machines/shard.js';
+import { supervisorMachine } from '../machines/supervisor.js';
+import type { Clock } from './clock.js';
+import type { ResolvedConfig } from './config.js';
+import { PresenceError } from './errors.js';
+import type { LifecycleEvent, PresenceHooks } from './hooks.js';
+import type { PresenceIndex } from './presence.js';
+import {
+  CloseCode,
+  type AdminConnection,
+  type EndReason,
+  type Member,
+  type SessionEvent,
+  type SessionInfo,
+  type SessionState,
+} from './protocol.js';
+import type { ConnectionRecord, PresenceStore } from './store/types.js';
+
+/** The part of a WebSocket the runtime needs. */
+export interface SocketLike {
+  close(code: number, reason?: string): void;
+}
+
+type ConnectionActor = ActorRefFrom<typeof connectionMachine>;
+
+const closeCodeFor = {
+  expired: CloseCode.expired,
+  replaced: CloseCode.replaced,
+  kicked: CloseCode.kicked,
+  left: CloseCode.left,
+} as const satisfies Record<EndReason, number>;
+
+const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url');
+
+/** One connection as the server sees it: its actor, its socket (if any), its session events. */
+export class ConnectionHandle {
+  /** Session events for `session.events` (`'event'`, with a `SessionEvent`). */
+  readonly events = new EventEmitter();
+  /** The actor's context as of its last report: deadlines, game, lastSeen. */
+  context: ConnectionContext;
+  state: ConnectionState = 'connected';
+  socket: SocketLike | null;
+  resumed = false;
+  /** Whether the actor has reported its first state. */
+  opened = false;
+  ended: EndReason | null = null;
+  /** Every game it was in, for history. */
+  readonly games = new Set<string>();
+  actor!: ConnectionActor;
+
+  constructor(
+    readonly connectionId: string,
+    readonly userId: string,
+    readonly role: 'admin' | 'user',
+    readonly ip: string | null,
+    readonly userAgent: string | null,
+    readonly resumeToken: string,
+    socket: SocketLike,
+    context: ConnectionContext,
+  ) {
+    this.socket = socket;
+    this.context = context;
+    this.events.setMaxListeners(0);
+  }
+
+  get sessionState(): SessionState {
+    return this.state === 'expired' ? 'stale' : this.state;
+  }
+}
+
+export interface OpenRequest {
+  userId: string;
+  role: 'admin' | 'user';
+  ip: string | null;
+  userAgent: string | null;
+  resume?: string | undefined;
+  socket: SocketLike;
+}
+
+export interface ConnectionsOptions {
+  config: ResolvedConfig;
+  store: PresenceStore;
+  presence: PresenceIndex;
+  clock: Clock;
+  logger: Logger;
+  hooks: PresenceHooks;
+  /** Connections per supervisor shard. @default 64 */
+  shardCapacity?: number;
+}
+
+export type Connections = ReturnType<typeof createConnections>;
+
+/**
+ * The supervisor actor and everything bound to it: the machines' `report`, `persist` and `notify`
+ * actions go to presence, the store's write-behind and session events; handles, resume tokens and
+ * user policies live here.
+ */
+export function createConnections(options: ConnectionsOptions) {
+  const { config, store, presence, clock, logger, hooks } = options;
+  const handles = new Map<string, ConnectionHandle>();
+  const byToken = new Map<string, string>();
+  const timing: ConnectionTiming = {
+    staleMs: config.staleMs,
+    expireMs: config.expireMs,
+    inGameExpireMs: config.inGameExpireMs,
+    warnMs: config.warnMs,
+  };
+
+  function safely(where: string, fn: () => void) {
+    try {
+      fn();
+    } catch (error) {
+      logger.error({ err: error, where }, 'presenced caught an error');
+      hooks.onError?.(error, where);
+    }
+  }
+
+  function lifecycle(handle: ConnectionHandle, event: Record<string, unknown> & { type: LifecycleEvent['type'] }) {
+    const full = {
+      connectionId: handle.connectionId,
+      userId: handle.userId,
+      nodeId: config.nodeId,
+      at: new Date(clock.now()),
+      ...event,
+    } as LifecycleEvent;
+    if (hooks.onLifecycle) safely(`hook onLifecycle(${event.type})`, () => hooks.onLifecycle?.(full));
+  }
+
+  function emit(handle: ConnectionHandle, event: SessionEvent) {
+    handle.events.emit('event', event);
+  }
+
+  // Closing right away would drop the reply or event that announced the close: tRPC sends it in a
+  // microtask after the resolver returns, and drops replies once the socket is closing.
+  function closeSoon(socket: SocketLike, code: number, reason: string) {
+    setImmediate(() => safely('socket close', () => socket.close(code, reason)));
+  }
+
+  function toRecord(handle: ConnectionHandle): ConnectionRecord {
+    const context = handle.context;
+    return {
+      v: 1,
+      connectionId: handle.connectionId,
+      userId: handle.userId,
+      nodeId: config.nodeId,
+      state: handle.sessionState,
+      gameId: context.gameId,
+      lastSeen: context.lastSeen,
+      expiresAt: context.expiresAt,
+      resumeTokenHash: hashToken(handle.resumeToken),
+      ip: handle.ip,
+      userAgent: handle.userAgent,
+      snapshot: handle.actor.getPersistedSnapshot(),
+    };
+  }
+
+  function ended(handle: ConnectionHandle, context: ConnectionContext) {
+    const reason = context.reason ?? 'expired';
+    handle.ended = reason;
+    handles.delete(handle.connectionId);
+    byToken.delete(hashToken(handle.resumeToken));
+    presence.remove(handle.connectionId, reason);
+    store.remove(handle.connectionId);
+    const now = clock.now();
+    store
+      .appendHistory({
+        connectionId: handle.connectionId,
+        userId: handle.userId,
+        nodeId: config.nodeId,
+        ip: handle.ip,
+        userAgent: handle.userAgent,
+        connectedAt: context.connectedAt,
+        endedAt: now,
+        reason,
+        games: [...handle.games],
+      })
+      .catch((error: unknown) => safely('history', () => { throw error; }));
+    if (context.gameId) lifecycle(handle, { type: 'game.left', gameId: context.gameId, reason });
+    lifecycle(handle, { type: 'connection.expired', reason });
+    emit(handle, { type: 'expired', reason });
+    const socket = handle.socket;
+    handle.socket = null;
+    if (socket) closeSoon(socket, closeCodeFor[reason], reason);
+    handle.events.removeAllListeners();
+  }
+
+  function onReport(context: ConnectionContext, state: ConnectionState) {
+    const handle = handles.get(context.connectionId);
+    if (!handle) return;
+    const previous = handle.state;
+    const previousGame = handle.context.gameId;
+    const first = !handle.opened;
+    handle.opened = true;
+    handle.context = context;
+    handle.state = state;
+    if (state === 'expired') return ended(handle, context);
+
+    presence.update({
+      connectionId: handle.connectionId,
+      userId: handle.userId,
+      state,
+      gameId: context.gameId,
+      joinedAt: context.joinedAt,
+      lastSeen: () => handle.context.lastSeen,
+    });
+    store.put(handle.connectionId, () => toRecord(handle));
+    if (context.gameId) handle.games.add(context.gameId);
+
+    if (first) lifecycle(handle, { type: 'connection.opened' });
+    if (previousGame && previousGame !== context.gameId) {
+      lifecycle(handle, { type: 'game.left', gameId: previousGame, reason: context.gameId ? 'moved' : 'left' });
+    }
+    if (context.gameId && context.gameId !== previousGame) {
+      lifecycle(handle, { type: 'game.joined', gameId: context.gameId });
+    }
+    if (state === 'stale' && previous !== 'stale') lifecycle(handle, { type: 'connection.stale' });
+    if (previous === 'stale' && state !== 'stale') lifecycle(handle, { type: 'connection.resumed' });
+    if (state !== previous || first) emit(handle, { type: 'state', state: handle.sessionState });
+  }
+
+  const connectionLogic = connectionMachine.provide({
+    actions: {
+      report: ({ context }, { state }) => safely('report', () => onReport(context, state)),
+      persist: ({ context }) => {
+        const handle = handles.get(context.connectionId);
+        if (!handle) return;
+        handle.context = context;
+        store.put(handle.connectionId, () => toRecord(handle));
+      },
+      notify: ({ context }, notice) => {
+        const handle = handles.get(context.connectionId);
+        if (handle) emit(handle, { type: 'warning', expiresAt: new Date(notice.expiresAt) });
+      },
+    },
+  });
+  const supervisorLogic = supervisorMachine.provide({
+    actors: { shard: shardMachine.provide({ actors: { connection: connectionLogic } }) },
+  });
+  const supervisor = createActor(supervisorLogic, {
+    clock,
+    input: { shardCapacity: options.shardCapacity ?? 64 },
+  });
+  supervisor.subscribe({ error: (error) => safely('supervisor', () => { throw error; }) });
+  supervisor.start();
+
+  function live(handle: ConnectionHandle): ConnectionHandle {
+    if (handle.ended) throw new PresenceError('SESSION_ENDED', `this session has ended (${handle.ended})`);
+    return handle;
+  }
+
+  return {
+    supervisor,
+
+    /** Restoring is done (nothing to restore in memory): accept connections. */
+    ready() {
+      supervisor.send({ type: 'READY' });
+    },
+
+    get size() {
+      return handles.size;
+    },
+
+    open(request: OpenRequest): ConnectionHandle {
+      if (!supervisor.getSnapshot().matches('running')) {
+        throw new PresenceError('UNAVAILABLE', 'the server is not accepting connections');
+      }
+      const now = clock.now();
+      if (request.resume) {
+        const existing = handles.get(byToken.get(hashToken(request.resume)) ?? '');
+        // A token works only for the user it was issued to; anything else silently gets a fresh session.
+        if (existing && existing.userId === request.userId && !existing.ended) {
+          const old = existing.socket;
+          existing.socket = request.socket;
+          existing.resumed = true;
+          if (old && old !== request.socket) closeSoon(old, CloseCode.replaced, 'resumed on another socket');
+          existing.actor.send({ type: 'RESUME', at: now });
+          return existing;
+        }
+      }
+      const others = presence.connectionsOfUser(request.userId);
+      const connectionId = randomUUID();
+      if (config.userPolicy === 'replace') {
+        for (const view of others) {
+          const old = handles.get(view.connectionId);
+          if (!old) continue;
+          emit(old, { type: 'replaced', by: connectionId });
+          old.actor.send({ type: 'END', reason: 'replaced', at: now });
+        }
+      } else if (others.length >= config.maxConnectionsPerUser) {
+        throw new PresenceError(
+          'TOO_MANY_REQUESTS',
+          `user ${request.userId} already has ${others.length} connections (cap ${config.maxConnectionsPerUser})`,
+        );
+      }
+      const input = { connectionId, userId: request.userId, at: now, timing };
+      const handle = new ConnectionHandle(
+        connectionId,
+        request.userId,
+        request.role,
+        request.ip,
+        request.userAgent,
+        randomBytes(16).toString('base64url'),
+        request.socket,
+        initialContext(input),
+      );
+      handles.set(connectionId, handle);
+      byToken.set(hashToken(handle.resumeToken), connectionId);
+      supervisor.send({ type: 'CONNECT', input });
+      const actor = supervisor.system.get(connectionId) as ConnectionActor | undefined;
+      if (!actor) {
+        handles.delete(connectionId);
+        throw new PresenceError('UNAVAILABLE', 'the connection actor could not be started');
+      }
+      handle.actor = actor;
+      return handle;
+    },
+
+    get(connectionId: string): ConnectionHandle | undefined {
+      return handles.get(connectionId);
+    },
+
+    /** Any call from the client: it proves the user is there. */
+    touch(handle: ConnectionHandle) {
+      live(handle).actor.send({ type: 'HEARTBEAT', at: clock.now() });
+    },
+
+    join(handle: ConnectionHandle, gameId: string): Member[] {
+      live(handle).actor.send({ type: 'JOIN_GAME', gameId, at: clock.now() });
+      return presence.members(gameId);
+    },
+
+    leaveGame(handle: ConnectionHandle): string | null {
+      const gameId = live(handle).context.gameId;
+      handle.actor.send({ type: 'LEAVE_GAME', at: clock.now() });
+      return gameId;
+    },
+
+    end(handle: ConnectionHandle, reason: 'left' | 'kicked' | 'replaced') {
+      live(handle).actor.send({ type: 'END', reason, at: clock.now() });
+    },
+
+    kick(connectionId: string): boolean {
+      const handle = handles.get(connectionId);
+      if (!handle || handle.ended) return false;
+      handle.actor.send({ type: 'END', reason: 'kicked', at: clock.now() });
+      return true;
+    },
+
+    /** The socket went away without `session.leave`: stale now, resumable until expiry. */
+    socketClosed(handle: ConnectionHandle, socket: SocketLike) {
+      if (handle.socket !== socket || handle.ended) return;
+      handle.socket = null;
+      handle.actor.send({ type: 'SOCKET_CLOSED', at: clock.now() });
+    },
+
+    info(handle: ConnectionHandle): SessionInfo {
+      const context = live(handle).context;
+      return {
+        connectionId: handle.connectionId,
+        userId: handle.userId,
+        nodeId: config.nodeId,
+        state: handle.sessionState,
+        gameId: context.gameId,
+        connectedAt: new Date(context.connectedAt),
+        lastSeen: new Date(context.lastSeen),
+        heartbeatMs: config.heartbeatMs,
+        staleAt: new Date(context.staleAt),
+        expiresAt: context.expiresAt === null ? null : new Date(context.expiresAt),
+        resumeToken: handle.resumeToken,
+        resumed: handle.resumed,
+      };
+    },
+
+    list(query: { userId?: string | undefined; gameId?: string | undefined; limit: number }): AdminConnection[] {
+      const out: AdminConnection[] = [];
+      for (const handle of handles.values()) {
+        if (out.length >= query.limit) break;
+        const context = handle.context;
+        if (query.userId !== undefined && handle.userId !== query.userId) continue;
+        if (query.gameId !== undefined && context.gameId !== query.gameId) continue;
+        out.push({
+          connectionId: handle.connectionId,
+          userId: handle.userId,
+          nodeId: config.nodeId,
+          state: handle.sessionState,
+          gameId: context.gameId,
+          ip: handle.ip,
+          userAgent: handle.userAgent,
+          connectedAt: new Date(context.connectedAt),
+          lastSeen: new Date(context.lastSeen),
+          expiresAt: context.expiresAt === null ? null : new Date(context.expiresAt),
+        });
+      }
+      return out;
+    },
+
+    /** SIGTERM: stop accepting, tell every client to reconnect elsewhere. */
+    drain() {
+      supervisor.send({ type: 'DRAIN' });
+      for (const handle of handles.values()) {
+        const socket = handle.socket;
+        if (socket) safely('socket close', () => socket.close(CloseCode.serverRestarting, 'server restarting'));
+      }
+    },
+
+    stop() {
+      supervisor.send({ type: 'STOP' });
+      supervisor.stop();
+      for (const handle of handles.values()) handle.events.removeAllListeners();
+      handles.clear();
+      byToken.clear();
+    },
+  };
+}

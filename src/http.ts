@@ -1,0 +1,41 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Services } from './router/trpc.js';
+
+export interface HttpOptions {
+  services: Services;
+  /** True while the node serves: false while restoring or draining. */
+  ready(): boolean;
+}
+
+function json(res: ServerResponse, status: number, body: unknown) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** `/health`, `/health/ready`, `/health/connections` (CONTRACT §7). */
+export function createHttpHandler({ services, ready }: HttpOptions) {
+  const { config, presence, store } = services;
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
+    switch (path) {
+      case '/health': {
+        return json(res, 200, {
+          status: 'ok',
+          nodeId: config.nodeId,
+          store: store.kind,
+          connections: presence.stats().connections,
+        });
+      }
+      case '/health/ready':
+        return ready() ? json(res, 200, { ready: true }) : json(res, 503, { ready: false });
+      case '/health/connections': {
+        const { connections, users, games, byState, perGame } = presence.stats();
+        return json(res, 200, { total: connections, users, games, byState, perGame });
+      }
+      default:
+        return json(res, 404, { error: 'not found', path });
+    }
+  };
+}

@@ -1,0 +1,14 @@
+export { createPresenceServer } from './server.js';
+export type { Listening, PresenceServer, PresenceServerOptions } from './server.js';
+export { configFromEnv, configFromOptions, ConfigError } from './config.js';
+export type { PresenceOptions, ResolvedConfig } from './config.js';
+export { createMemoryStore } from './store/memory.js';
+export type { ConnectionRecord, HistoryRecord, PresenceStore } from './store/types.js';
+export type { LifecycleEvent, PresenceHooks } from './hooks.js';
+export type { Clock } from './clock.js';
+export { PresenceError } from './errors.js';
+export type { PresenceErrorCode } from './errors.js';
+export { signToken } from './auth.js';
+export { exportMachines, machines, toMermaid } from './machineGraph.js';
+export type { AppRouter } from './router/index.js';
+export * from './protocol.js';

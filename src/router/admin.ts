@@ -1,0 +1,55 @@
+import { input, type AdminStats, type HistoryEntry } from '../protocol.js';
+import { adminProcedure, router, type Services } from './trpc.js';
+
+/** `admin.watch` sends at most this often. */
+const WATCH_INTERVAL_MS = 100;
+
+function stats(services: Services): AdminStats {
+  return { nodeId: services.config.nodeId, ...services.presence.stats(), nodes: [services.config.nodeId] };
+}
+
+/** Resolves when `presence` reports a change or `signal` aborts. */
+function nextChange(services: Services, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      off();
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const off = services.presence.onStats(done);
+    signal.addEventListener('abort', done);
+  });
+}
+
+export const adminRouter = router({
+  stats: adminProcedure.query(({ ctx }) => stats(ctx.services)),
+
+  connections: adminProcedure.input(input.connectionsQuery).query(({ ctx, input }) =>
+    ctx.services.connections.list({ userId: input?.userId, gameId: input?.gameId, limit: input?.limit ?? 100 }),
+  ),
+
+  kick: adminProcedure.input(input.kick).mutation(({ ctx, input }) => ({
+    kicked: ctx.services.connections.kick(input.connectionId),
+  })),
+
+  history: adminProcedure.input(input.history).query(async ({ ctx, input }): Promise<HistoryEntry[]> => {
+    const records = await ctx.services.store.history({ userId: input?.userId, limit: input?.limit ?? 100 });
+    return records.map((r) => ({ ...r, connectedAt: new Date(r.connectedAt), endedAt: new Date(r.endedAt) }));
+  }),
+
+  watch: adminProcedure.subscription(async function* ({ ctx, signal }) {
+    const abort = signal ?? new AbortController().signal;
+    let last = stats(ctx.services);
+    yield last;
+    while (!abort.aborted) {
+      await nextChange(ctx.services, abort);
+      // Coalesce bursts: wait out the interval, then send the value as it is by then.
+      await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
+      if (abort.aborted) return;
+      const current = stats(ctx.services);
+      if (JSON.stringify(current) === JSON.stringify(last)) continue;
+      last = current;
+      yield current;
+    }
+  }),
+});

@@ -1,0 +1,66 @@
+import { initTRPC } from '@trpc/server';
+import superjson from 'superjson';
+import type { Clock } from '../clock.js';
+import type { ResolvedConfig } from '../config.js';
+import type { ConnectionHandle, Connections } from '../connections.js';
+import { PresenceError, toTRPCError } from '../errors.js';
+import type { PresenceIndex } from '../presence.js';
+import type { RateLimiter } from '../rateLimit.js';
+import type { PresenceStore } from '../store/types.js';
+
+/** What every procedure can reach. One per server, shared by every socket. */
+export interface Services {
+  config: ResolvedConfig;
+  connections: Connections;
+  presence: PresenceIndex;
+  store: PresenceStore;
+  clock: Clock;
+}
+
+/** Per socket: created once by `createContext` when the socket authenticates (or fails to). */
+export interface Context {
+  services: Services;
+  /** `null` when the connection was refused; `refusal` says why. */
+  session: ConnectionHandle | null;
+  refusal: PresenceError | null;
+  limiter: RateLimiter;
+  /** Called once a refused socket's call has been answered: the transport closes it then. */
+  onRefused(): void;
+}
+
+const t = initTRPC.context<Context>().create({ transformer: superjson });
+
+export const router = t.router;
+
+/** Our errors become tRPC errors here and nowhere else. */
+const errors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof PresenceError) throw toTRPCError(result.error.cause);
+  return result;
+});
+
+const rateLimited = t.middleware(({ ctx, next }) => {
+  if (!ctx.limiter.take()) {
+    throw new PresenceError('TOO_MANY_REQUESTS', `more than ${ctx.services.config.rateLimit} calls per second`);
+  }
+  return next();
+});
+
+/** Every call is activity: it refreshes `lastSeen` and brings a stale connection back. */
+const authed = t.middleware(({ ctx, next }) => {
+  if (!ctx.session) {
+    ctx.onRefused();
+    throw ctx.refusal ?? new PresenceError('UNAUTHORIZED', 'not authenticated');
+  }
+  ctx.services.connections.touch(ctx.session);
+  return next({ ctx: { session: ctx.session } });
+});
+
+const adminOnly = t.middleware(({ ctx, next }) => {
+  if (ctx.session?.role !== 'admin') throw new PresenceError('FORBIDDEN', 'admin role required');
+  return next();
+});
+
+export const publicProcedure = t.procedure.use(errors).use(rateLimited);
+export const sessionProcedure = publicProcedure.use(authed);
+export const adminProcedure = sessionProcedure.use(adminOnly);

@@ -1,0 +1,154 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
+import type { Logger } from 'pino';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { Authenticate, ConnectionParams } from './auth.js';
+import { PresenceError } from './errors.js';
+import type { PresenceHooks } from './hooks.js';
+import { CloseCode } from './protocol.js';
+import { RateLimiter } from './rateLimit.js';
+import type { AppRouter } from './router/index.js';
+import type { Context, Services } from './router/trpc.js';
+
+export const TRPC_PATH = '/trpc';
+
+/** A refused socket is closed once its first call is answered, or after this long without one. */
+const REFUSED_SOCKET_GRACE_MS = 2_000;
+
+const refusalCloseCode = {
+  UNAUTHORIZED: CloseCode.unauthorized,
+  TOO_MANY_REQUESTS: CloseCode.tooManyConnections,
+  UNAVAILABLE: CloseCode.atCapacity,
+} as const;
+
+export interface TransportOptions {
+  server: Server;
+  router: AppRouter;
+  services: Services;
+  authenticate: Authenticate;
+  logger: Logger;
+  hooks: PresenceHooks;
+}
+
+/**
+ * tRPC has no backpressure: a client that stops reading grows `bufferedAmount` without bound
+ * (258 MB in 3 s, NOTES.md). Every send checks it and cuts the socket off past the limit. The
+ * socket is terminated, not closed: a client that does not read would never read a close frame.
+ */
+function guardBackpressure(ws: WebSocket, limit: number, onCut: () => void) {
+  const send = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void;
+  ws.send = ((data: unknown, ...rest: unknown[]) => {
+    send(data, ...rest);
+    if (ws.bufferedAmount > limit && ws.readyState === WebSocket.OPEN) {
+      onCut();
+      ws.terminate();
+    }
+  }) as WebSocket['send'];
+}
+
+export function attachTransport(options: TransportOptions) {
+  const { server, router, services, authenticate, logger, hooks } = options;
+  const { config, connections, clock } = services;
+  let accepting = true;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes });
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== TRPC_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (!accepting) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  };
+  server.on('upgrade', onUpgrade);
+
+  async function createContext({ req, res }: { req: IncomingMessage; res: WebSocket }, params: ConnectionParams): Promise<Context> {
+    const ws = res;
+    let refusedAnswered = false;
+    const context: Context = {
+      services,
+      session: null,
+      refusal: null,
+      limiter: new RateLimiter(config.rateLimit, config.rateLimit * 2, clock),
+      onRefused() {
+        if (refusedAnswered) return;
+        refusedAnswered = true;
+        setImmediate(() => close());
+      },
+    };
+    const close = () => {
+      const code = context.refusal ? refusalCloseCode[context.refusal.code as keyof typeof refusalCloseCode] : undefined;
+      if (ws.readyState === WebSocket.OPEN) ws.close(code ?? CloseCode.unauthorized, context.refusal?.message.slice(0, 120));
+    };
+    try {
+      const identity = await authenticate(params);
+      if (ws.readyState !== WebSocket.OPEN) throw new PresenceError('UNAVAILABLE', 'socket closed during authentication');
+      const forwarded = req.headers['user-agent'];
+      const handle = connections.open({
+        ...identity,
+        ip: req.socket.remoteAddress ?? null,
+        userAgent: typeof forwarded === 'string' ? forwarded.slice(0, 512) : null,
+        resume: params?.['resume'],
+        socket: ws,
+      });
+      ws.once('close', () => connections.socketClosed(handle, ws));
+      context.session = handle;
+    } catch (error) {
+      if (!(error instanceof PresenceError)) throw error;
+      logger.info({ code: error.code, reason: error.message }, 'connection refused');
+      context.refusal = error;
+      setTimeout(close, REFUSED_SOCKET_GRACE_MS).unref();
+    }
+    return context;
+  }
+
+  const handle = getWSConnectionHandler<AppRouter>({
+    wss,
+    router,
+    createContext: (opts) => createContext(opts, opts.info.connectionParams),
+    keepAlive: { enabled: true, pingMs: config.pingMs, pongWaitMs: config.pongWaitMs },
+    // A batch larger than the burst would only be refused call by call.
+    maxBatchSize: config.rateLimit * 2,
+    onError({ error, path }) {
+      if (error.code === 'INTERNAL_SERVER_ERROR') {
+        logger.error({ err: error, path }, 'procedure failed');
+        hooks.onError?.(error, `procedure ${path ?? '(none)'}`);
+      }
+    },
+  });
+
+  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+    // A frame over maxPayload makes ws close with 1009 and emit 'error'; nothing else to do.
+    ws.on('error', (error) => logger.debug({ err: error }, 'socket error'));
+    if (wss.clients.size > config.maxConnections) {
+      ws.close(CloseCode.atCapacity, 'at capacity');
+      return;
+    }
+    guardBackpressure(ws, config.maxBufferedBytes, () =>
+      logger.warn({ bufferedAmount: ws.bufferedAmount }, 'slow consumer cut off'),
+    );
+    handle(ws, req);
+  });
+
+  return {
+    wss,
+    /** Stop accepting new sockets (SIGTERM). */
+    stopAccepting() {
+      accepting = false;
+    },
+    get sockets() {
+      return wss.clients.size;
+    },
+    async close() {
+      accepting = false;
+      server.off('upgrade', onUpgrade);
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
