@@ -250,10 +250,13 @@ export const connectionMachine = setup({
         ],
         JOIN_GAME: {
           target: 'inGame',
-          actions: ['touch', assign(({ context, event }) => ({
-            gameId: event.gameId,
-            joinedAt: event.gameId === context.gameId ? context.joinedAt : event.at,
-          }))],
+          actions: [
+            'touch',
+            assign(({ context, event }) => ({
+              gameId: event.gameId,
+              joinedAt: event.gameId === context.gameId ? context.joinedAt : event.at,
+            })),
+          ],
         },
         LEAVE_GAME: {
           target: 'connected',
@@ -277,10 +280,7 @@ export const connectionMachine = setup({
     },
     expired: {
       type: 'final',
-      entry: [
-        'cancelStaleTimer',
-        { type: 'report', params: { state: 'expired' } },
-      ],
+      entry: ['cancelStaleTimer', { type: 'report', params: { state: 'expired' } }],
     },
   },
 });

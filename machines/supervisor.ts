@@ -3,8 +3,8 @@ import type { ConnectionInput } from './connection.js';
 import { shardMachine } from './shard.js';
 
 export interface SupervisorInput {
-  /** Connections per shard (see `shard.ts`). @default 256 */
-  shardCapacity?: number;
+  /** Connections per shard (see `shard.ts`). */
+  shardCapacity: number;
 }
 
 export interface SupervisorContext {
@@ -41,7 +41,7 @@ export const supervisorMachine = setup({
 }).createMachine({
   id: 'supervisor',
   context: ({ input }) => ({
-    shardCapacity: input.shardCapacity ?? 256,
+    shardCapacity: input.shardCapacity,
     shardSeq: 0,
     openShard: null,
     openShardSpawned: 0,

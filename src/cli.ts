@@ -60,14 +60,16 @@ async function token(args: string[]) {
   const secret = process.env['PRESENCED_JWT_SECRET'];
   if (!secret || secret.length < 16) fail('PRESENCED_JWT_SECRET must be set (16+ characters) to sign tokens');
   if (!values.user) fail('--user is required');
-  if (values.ttl !== undefined && !/^\d+\s*(s|m|h|d|w)$/.test(values.ttl)) fail(`invalid --ttl ${values.ttl}: use e.g. 90s, 15m, 1h, 7d`);
+  if (values.ttl !== undefined && !/^\d+\s*(s|m|h|d|w)$/.test(values.ttl))
+    fail(`invalid --ttl ${values.ttl}: use e.g. 90s, 15m, 1h, 7d`);
   const jwt = await signToken({ secret, userId: values.user, role: values.role, ttl: values.ttl });
   process.stdout.write(`${jwt}\n`);
 }
 
 function machines(args: string[]) {
   const { values } = parseArgs({ args, options: { format: { type: 'string', default: 'mermaid' } } });
-  if (values.format !== 'mermaid' && values.format !== 'json') fail(`invalid --format ${values.format}: mermaid or json`);
+  if (values.format !== 'mermaid' && values.format !== 'json')
+    fail(`invalid --format ${values.format}: mermaid or json`);
   process.stdout.write(`${exportMachines(values.format)}\n`);
 }
 
@@ -91,6 +93,7 @@ try {
       fail(`unknown command ${command}\n${usage}`);
   }
 } catch (error) {
-  if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) fail(error.message);
+  if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
+    fail(error.message);
   throw error;
 }

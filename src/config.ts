@@ -66,7 +66,13 @@ const fields = {
   /** `PRESENCED_MAX_CONNECTIONS`. @default 100000 */
   maxConnections: { env: 'PRESENCED_MAX_CONNECTIONS', schema: count(1).default(100_000) },
   /** `PRESENCED_INSPECT`: a Stately inspector relay (`ws://…`). */
-  inspect: { env: 'PRESENCED_INSPECT', schema: z.string().regex(/^wss?:\/\//).optional() },
+  inspect: {
+    env: 'PRESENCED_INSPECT',
+    schema: z
+      .string()
+      .regex(/^wss?:\/\//)
+      .optional(),
+  },
   /** `LOG_LEVEL`. @default 'info' */
   logLevel: {
     env: 'LOG_LEVEL',

@@ -185,7 +185,11 @@ export function createConnections(options: ConnectionsOptions) {
         reason,
         games: [...handle.games],
       })
-      .catch((error: unknown) => safely('history', () => { throw error; }));
+      .catch((error: unknown) =>
+        safely('history', () => {
+          throw error;
+        }),
+      );
     if (context.gameId) lifecycle(handle, { type: 'game.left', gameId: context.gameId, reason });
     lifecycle(handle, { type: 'connection.expired', reason });
     emit(handle, { type: 'expired', reason });
@@ -251,7 +255,12 @@ export function createConnections(options: ConnectionsOptions) {
     clock,
     input: { shardCapacity: options.shardCapacity ?? 64 },
   });
-  supervisor.subscribe({ error: (error) => safely('supervisor', () => { throw error; }) });
+  supervisor.subscribe({
+    error: (error) =>
+      safely('supervisor', () => {
+        throw error;
+      }),
+  });
   supervisor.start();
 
   function live(handle: ConnectionHandle): ConnectionHandle {

@@ -4,7 +4,7 @@ import type { Services } from './router/trpc.js';
 export interface HttpOptions {
   services: Services;
   /** True while the node serves: false while restoring or draining. */
-  ready(): boolean;
+  ready: () => boolean;
 }
 
 function json(res: ServerResponse, status: number, body: unknown) {
@@ -17,7 +17,7 @@ function json(res: ServerResponse, status: number, body: unknown) {
 export function createHttpHandler({ services, ready }: HttpOptions) {
   const { config, presence, store } = services;
   return (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
     switch (path) {
       case '/health': {

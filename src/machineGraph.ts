@@ -26,7 +26,11 @@ function guardName(guard: unknown): string | null {
   return 'guard';
 }
 
-function edgesOf(node: AnyStateNode, from: string, inherited: Map<string, AnyStateNode['transitions'] extends Map<string, infer T> ? T : never>): Edge[] {
+function edgesOf(
+  node: AnyStateNode,
+  from: string,
+  inherited: Map<string, AnyStateNode['transitions'] extends Map<string, infer T> ? T : never>,
+): Edge[] {
   const edges: Edge[] = [];
   // A parent's transitions apply to each child state that does not handle the event itself.
   const transitions = new Map(inherited);
@@ -47,7 +51,12 @@ function edgesOf(node: AnyStateNode, from: string, inherited: Map<string, AnySta
 }
 
 /** The states and transitions between them (root-level transitions drawn from every non-final state). */
-export function graphOf(machine: AnyStateMachine): { initial: string; states: string[]; finals: string[]; edges: Edge[] } {
+export function graphOf(machine: AnyStateMachine): {
+  initial: string;
+  states: string[];
+  finals: string[];
+  edges: Edge[];
+} {
   const root = machine.root;
   const states = Object.keys(root.states);
   const edges: Edge[] = [];

@@ -49,7 +49,15 @@ export interface PresenceServer extends AsyncDisposable {
 
 /** The composition root: everything presenced runs is wired here and only here. */
 export function createPresenceServer(options: PresenceServerOptions = {}): PresenceServer {
-  const { clock = systemClock, hooks = {}, store: givenStore, flushIntervalMs = 1000, shardCapacity, logger: givenLogger, ...rest } = options;
+  const {
+    clock = systemClock,
+    hooks = {},
+    store: givenStore,
+    flushIntervalMs = 1000,
+    shardCapacity,
+    logger: givenLogger,
+    ...rest
+  } = options;
   const config = configFromOptions(rest);
   const logger = givenLogger ?? pino({ level: config.logLevel, base: { nodeId: config.nodeId } });
   const store = givenStore ?? createMemoryStore();

@@ -67,7 +67,10 @@ export function attachTransport(options: TransportOptions) {
   };
   server.on('upgrade', onUpgrade);
 
-  async function createContext({ req, res }: { req: IncomingMessage; res: WebSocket }, params: ConnectionParams): Promise<Context> {
+  async function createContext(
+    { req, res }: { req: IncomingMessage; res: WebSocket },
+    params: ConnectionParams,
+  ): Promise<Context> {
     const ws = res;
     let refusedAnswered = false;
     const context: Context = {
@@ -82,12 +85,16 @@ export function attachTransport(options: TransportOptions) {
       },
     };
     const close = () => {
-      const code = context.refusal ? refusalCloseCode[context.refusal.code as keyof typeof refusalCloseCode] : undefined;
-      if (ws.readyState === WebSocket.OPEN) ws.close(code ?? CloseCode.unauthorized, context.refusal?.message.slice(0, 120));
+      const code = context.refusal
+        ? refusalCloseCode[context.refusal.code as keyof typeof refusalCloseCode]
+        : undefined;
+      if (ws.readyState === WebSocket.OPEN)
+        ws.close(code ?? CloseCode.unauthorized, context.refusal?.message.slice(0, 120));
     };
     try {
       const identity = await authenticate(params);
-      if (ws.readyState !== WebSocket.OPEN) throw new PresenceError('UNAVAILABLE', 'socket closed during authentication');
+      if (ws.readyState !== WebSocket.OPEN)
+        throw new PresenceError('UNAVAILABLE', 'socket closed during authentication');
       const forwarded = req.headers['user-agent'];
       const handle = connections.open({
         ...identity,

@@ -24,9 +24,11 @@ function nextChange(services: Services, signal: AbortSignal): Promise<void> {
 export const adminRouter = router({
   stats: adminProcedure.query(({ ctx }) => stats(ctx.services)),
 
-  connections: adminProcedure.input(input.connectionsQuery).query(({ ctx, input }) =>
-    ctx.services.connections.list({ userId: input?.userId, gameId: input?.gameId, limit: input?.limit ?? 100 }),
-  ),
+  connections: adminProcedure
+    .input(input.connectionsQuery)
+    .query(({ ctx, input }) =>
+      ctx.services.connections.list({ userId: input?.userId, gameId: input?.gameId, limit: input?.limit ?? 100 }),
+    ),
 
   kick: adminProcedure.input(input.kick).mutation(({ ctx, input }) => ({
     kicked: ctx.services.connections.kick(input.connectionId),

@@ -4,7 +4,11 @@ import { router, sessionProcedure } from './trpc.js';
 
 export const presenceRouter = router({
   game: sessionProcedure.input(input.presenceGame).subscription(async function* ({ ctx, input, signal }) {
-    const events = ctx.services.presence.subscribeGame(input.gameId, input.lastEventId, signal ?? new AbortController().signal);
+    const events = ctx.services.presence.subscribeGame(
+      input.gameId,
+      input.lastEventId,
+      signal ?? new AbortController().signal,
+    );
     for await (const { id, event } of events) yield tracked(id, event);
   }),
 
@@ -20,7 +24,8 @@ export const presenceRouter = router({
 
   opponent: sessionProcedure
     .input(input.game)
-    .query(({ ctx, input }): Member | null =>
-      ctx.services.presence.members(input.gameId).find((member) => member.userId !== ctx.session.userId) ?? null,
+    .query(
+      ({ ctx, input }): Member | null =>
+        ctx.services.presence.members(input.gameId).find((member) => member.userId !== ctx.session.userId) ?? null,
     ),
 });
