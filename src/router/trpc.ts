@@ -28,7 +28,8 @@ export interface Context {
   onRefused(): void;
 }
 
-const t = initTRPC.context<Context>().create({ transformer: superjson });
+// `isDev: false`: stack traces go to the logs, never to clients.
+const t = initTRPC.context<Context>().create({ transformer: superjson, isDev: false });
 
 export const router = t.router;
 
