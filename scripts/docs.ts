@@ -12,7 +12,7 @@ export function renderDiagrams(text: string): string {
   return text.replace(/<!-- machine:(\w+) -->[\s\S]*?<!-- \/machine:\1 -->/g, (block, name: string) => {
     if (!(name in machines)) return block;
     const diagram = toMermaid(machines[name as MachineName]);
-    return `<!-- machine:${name} -->\n\`\`\`mermaid\n${diagram}\n\`\`\`\n<!-- /machine:${name} -->`;
+    return `<!-- machine:${name} -->\n\n\`\`\`mermaid\n${diagram}\n\`\`\`\n\n<!-- /machine:${name} -->`;
   });
 }
 

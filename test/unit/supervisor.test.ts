@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { createActor, SimulatedClock, type AnyActorRef } from 'xstate';
+import { createActor, SimulatedClock, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import type { ConnectionTiming } from '../../machines/connection.js';
+import { shardMachine } from '../../machines/shard.js';
 import { supervisorMachine } from '../../machines/supervisor.js';
+
+type ShardRef = ActorRefFrom<typeof shardMachine>;
 
 const timing: ConnectionTiming = { staleMs: 1_000, expireMs: 1_000, inGameExpireMs: 1_000, warnMs: 0 };
 
@@ -45,7 +48,7 @@ describe('supervisor machine', () => {
     for (let i = 0; i < 7; i++) connect(`c${i}`);
     expect(shards()).toEqual(['shard-0', 'shard-1', 'shard-2']);
     const sizes = shards().map(
-      (id) => Object.keys((supervisor.getSnapshot().children[id] as AnyActorRef).getSnapshot().children).length,
+      (id) => Object.keys((supervisor.getSnapshot().children[id] as ShardRef).getSnapshot().children).length,
     );
     expect(sizes).toEqual([3, 3, 1]);
   });
@@ -65,7 +68,7 @@ describe('supervisor machine', () => {
     // Expiry by time ends the last one the same way.
     for (let i = 0; i < 250; i++) clock.increment(10);
     expect(connection('c')).toBeUndefined();
-    const open = supervisor.getSnapshot().children['shard-1'] as AnyActorRef;
+    const open = supervisor.getSnapshot().children['shard-1'] as ShardRef;
     expect(Object.keys(open.getSnapshot().children)).toEqual([]);
   });
 });
