@@ -6,13 +6,11 @@ export const sessionRouter = router({
   info: sessionProcedure.query(({ ctx }) => ctx.services.connections.info(ctx.session)),
 
   // The hot path: the `authed` middleware already sent the activity to the actor.
-  heartbeat: sessionProcedure.input(input.heartbeat).mutation(
-    ({ ctx }): HeartbeatResult => ({
-      serverTime: new Date(ctx.services.clock.now()),
-      state: ctx.session.sessionState,
-      staleAt: new Date(ctx.session.context.staleAt),
-    }),
-  ),
+  heartbeat: sessionProcedure.input(input.heartbeat).mutation(({ ctx }): HeartbeatResult => ({
+    serverTime: new Date(ctx.services.clock.now()),
+    state: ctx.session.sessionState,
+    staleAt: new Date(ctx.session.context.staleAt),
+  })),
 
   leave: sessionProcedure.mutation(({ ctx }) => {
     ctx.services.connections.end(ctx.session, 'left');
