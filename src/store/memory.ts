@@ -1,7 +1,10 @@
-import type { ConnectionRecord, FlushResult, HistoryRecord, PresenceStore } from './types.js';
+import { connectionRecordSchema } from './record.js';
+import type { ConnectionRecord, FlushResult, HistoryRecord, LoadResult, PresenceStore } from './types.js';
 import { WriteBehind } from './writeBehind.js';
 
 export interface MemoryStoreOptions {
+  /** @default 'local' */
+  nodeId?: string;
   /** How many ended connections `history` keeps. @default 1000 */
   historyLimit?: number;
 }
@@ -21,6 +24,7 @@ function removeFrom(index: Map<string, Set<string>>, key: string, id: string) {
 
 /** The embedded store: everything in this process. The default when `REDIS_URL` is unset. */
 export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceStore {
+  const nodeId = options.nodeId ?? 'local';
   const historyLimit = options.historyLimit ?? 1000;
   const queue = new WriteBehind();
   const records = new Map<string, ConnectionRecord>();
@@ -29,6 +33,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
   // A ring: `history[next]` is the oldest entry once full.
   const history: HistoryRecord[] = [];
   let next = 0;
+  const alive = new Map<string, number>();
 
   function write(record: ConnectionRecord) {
     const previous = records.get(record.connectionId);
@@ -51,11 +56,17 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
 
   return {
     kind: 'memory',
+    nodeId,
+    open: () => Promise.resolve(),
+    status: () => 'up',
+    // Process memory does not go away while the process lives.
+    onReconnect: () => undefined,
     put: (id, read) => queue.put(id, read),
     remove: (id) => queue.remove(id),
     pending: () => queue.size,
     flush() {
       const result: FlushResult = { written: 0, removed: 0 };
+      alive.set(nodeId, Date.now());
       for (const [id, mark] of queue.take()) {
         if (mark) {
           write(mark());
@@ -66,9 +77,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
       }
       return Promise.resolve(result);
     },
-    get: (id) => Promise.resolve(structuredClone(records.get(id) ?? null)),
-    loadNode: (nodeId) =>
-      Promise.resolve([...records.values()].filter((r) => r.nodeId === nodeId).map((r) => structuredClone(r))),
+    loadNode(owner) {
+      const result: LoadResult = { records: [], skipped: [], lastAlive: alive.get(owner) ?? null };
+      for (const record of records.values()) {
+        if (record.nodeId !== owner) continue;
+        const parsed = connectionRecordSchema.safeParse(structuredClone(record));
+        if (parsed.success) result.records.push(parsed.data);
+        else result.skipped.push({ key: record.connectionId, reason: parsed.error.issues[0]?.message ?? 'invalid' });
+      }
+      return Promise.resolve(result);
+    },
     connectionsOfUser: (userId) => Promise.resolve([...(byUser.get(userId) ?? [])]),
     connectionsOfGame: (gameId) => Promise.resolve([...(byGame.get(gameId) ?? [])]),
     appendHistory(record) {

@@ -35,6 +35,14 @@ export interface HistoryRecord {
   games: string[];
 }
 
+/** What `loadNode` read back: only records that passed validation, and why the others did not. */
+export interface LoadResult {
+  records: ConnectionRecord[];
+  skipped: { key: string; reason: string }[];
+  /** The node's last flush (epoch ms): the latest moment it is known to have been alive. */
+  lastAlive: number | null;
+}
+
 export interface FlushResult {
   written: number;
   removed: number;
@@ -47,6 +55,17 @@ export interface FlushResult {
  */
 export interface PresenceStore {
   readonly kind: 'memory' | 'redis';
+  /** The node whose connections this store writes. */
+  readonly nodeId: string;
+  /** Connects (Redis) and resolves once the store can be read. */
+  open(): Promise<void>;
+  /** `down` while the backing service is unreachable; writes wait in the queue meanwhile. */
+  status(): 'up' | 'down';
+  /**
+   * Called when the backing service is back after being down (possibly empty, after its own restart):
+   * the server then marks every live connection, and the next flush rebuilds the stored state.
+   */
+  onReconnect(listener: () => void): void;
   /** Marks a connection for writing; `read` is called at flush time, so it sees the latest state. */
   put(connectionId: string, read: () => ConnectionRecord): void;
   /** Marks a connection for removal (it ended). Supersedes a pending `put`. */
@@ -55,9 +74,8 @@ export interface PresenceStore {
   flush(): Promise<FlushResult>;
   /** How many connections are marked and not yet written. */
   pending(): number;
-  get(connectionId: string): Promise<ConnectionRecord | null>;
-  /** Every connection record owned by a node (restore after a restart). */
-  loadNode(nodeId: string): Promise<ConnectionRecord[]>;
+  /** Every valid connection record owned by a node (restore after a restart). */
+  loadNode(nodeId: string): Promise<LoadResult>;
   connectionsOfUser(userId: string): Promise<string[]>;
   connectionsOfGame(gameId: string): Promise<string[]>;
   appendHistory(record: HistoryRecord): Promise<void>;

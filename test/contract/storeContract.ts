@@ -1,5 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { initialContext } from '../../machines/connection.js';
 import type { ConnectionRecord, HistoryRecord, PresenceStore } from '../../src/store/types.js';
+
+const NODE = 'node-a';
 
 /**
  * One suite for every store. A store factory gets a fresh, isolated namespace per test (for Redis:
@@ -11,21 +14,39 @@ export interface StoreFixture {
   dispose(): Promise<void>;
 }
 
+/** A record as the server writes it: a real persisted snapshot of the connection machine. */
 export function record(overrides: Partial<ConnectionRecord> & { connectionId: string }): ConnectionRecord {
+  const userId = overrides.userId ?? 'alice';
+  const lastSeen = overrides.lastSeen ?? 1_700_000_000_000;
+  const gameId = overrides.gameId ?? null;
+  const context = {
+    ...initialContext({
+      connectionId: overrides.connectionId,
+      userId,
+      at: lastSeen,
+      timing: { staleMs: 1000, expireMs: 5000, inGameExpireMs: 5000, warnMs: 0 },
+    }),
+    gameId,
+  };
   return {
     v: 1,
-    userId: 'alice',
-    nodeId: 'node-a',
-    state: 'connected',
-    gameId: null,
-    lastSeen: 1_700_000_000_000,
+    userId,
+    nodeId: NODE,
+    state: gameId ? 'inGame' : 'connected',
+    gameId,
+    lastSeen,
     expiresAt: null,
-    resumeTokenHash: 'hash',
+    resumeTokenHash: 'c2hhMjU2LW9mLWEtcmVzdW1lLXRva2Vu',
     ip: '127.0.0.1',
     userAgent: 'test',
-    snapshot: { status: 'active', value: 'connected', context: { n: 1 } },
+    snapshot: { status: 'active', value: gameId ? 'inGame' : 'connected', historyValue: {}, context, children: {} },
     ...overrides,
   };
+}
+
+async function loaded(store: PresenceStore, connectionId: string): Promise<ConnectionRecord | null> {
+  const { records } = await store.loadNode(NODE);
+  return records.find((r) => r.connectionId === connectionId) ?? null;
 }
 
 function ended(connectionId: string, userId: string, endedAt: number): HistoryRecord {
@@ -57,10 +78,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     it('writes nothing until flushed, then the latest version', async () => {
       store.put('c1', () => record({ connectionId: 'c1' }));
       expect(store.pending()).toBe(1);
-      expect(await store.get('c1')).toBeNull();
+      expect(await loaded(store, 'c1')).toBeNull();
       await store.flush();
       expect(store.pending()).toBe(0);
-      expect(await store.get('c1')).toEqual(record({ connectionId: 'c1' }));
+      expect(await loaded(store, 'c1')).toEqual(record({ connectionId: 'c1' }));
     });
 
     it('coalesces: many puts of one connection are one write, read once, at flush time', async () => {
@@ -77,7 +98,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const result = await store.flush();
       expect(result.written).toBe(1);
       expect(reads).toBe(1);
-      expect((await store.get('c1'))?.lastSeen).toBe(1_700_000_000_999);
+      expect((await loaded(store, 'c1'))?.lastSeen).toBe(1_700_000_000_999);
     });
 
     it('a flush with nothing marked writes nothing', async () => {
@@ -92,7 +113,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       store.remove('c1');
       const result = await store.flush();
       expect(result).toEqual({ written: 0, removed: 1 });
-      expect(await store.get('c1')).toBeNull();
+      expect(await loaded(store, 'c1')).toBeNull();
       expect(await store.connectionsOfGame('g1')).toEqual([]);
       expect(await store.connectionsOfGame('g2')).toEqual([]);
       expect(await store.connectionsOfUser('alice')).toEqual([]);
@@ -121,24 +142,49 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(await store.connectionsOfGame('g2')).toEqual(['c1']);
     });
 
-    it('loads the records of one node, as written', async () => {
-      store.put('c1', () => record({ connectionId: 'c1', nodeId: 'node-a', state: 'stale', expiresAt: 5 }));
-      store.put('c2', () => record({ connectionId: 'c2', nodeId: 'node-b' }));
+    it('loads the records of its node, as written, and when the node was last alive', async () => {
+      const before = Date.now();
+      store.put('c1', () => record({ connectionId: 'c1', state: 'stale', expiresAt: 5 }));
       await store.flush();
-      const loaded = await store.loadNode('node-a');
-      expect(loaded).toEqual([record({ connectionId: 'c1', nodeId: 'node-a', state: 'stale', expiresAt: 5 })]);
+      const result = await store.loadNode(NODE);
+      expect(result.records).toEqual([record({ connectionId: 'c1', state: 'stale', expiresAt: 5 })]);
+      expect(result.skipped).toEqual([]);
+      expect(result.lastAlive).toBeGreaterThanOrEqual(before);
+      expect(result.lastAlive).toBeLessThanOrEqual(Date.now());
+      expect((await store.loadNode('node-b')).records).toEqual([]);
+    });
+
+    it('a record that fails validation is skipped with a reason, never thrown', async () => {
+      const good = record({ connectionId: 'good' });
+      store.put('good', () => good);
+      store.put('bad', () => ({ ...record({ connectionId: 'bad' }), v: 2 }) as unknown as ConnectionRecord);
+      store.put('alien', () => ({ ...record({ connectionId: 'alien' }), snapshot: { value: 'flying' } }));
+      store.put('swapped', () => ({ ...record({ connectionId: 'swapped' }), snapshot: good.snapshot }));
+      await store.flush();
+      const result = await store.loadNode(NODE);
+      expect(result.records.map((r) => r.connectionId)).toEqual(['good']);
+      expect(result.skipped.map((s) => s.key).sort()).toEqual(['alien', 'bad', 'swapped']);
+      for (const skipped of result.skipped) expect(skipped.reason).not.toBe('');
+    });
+
+    it('reports itself up and opens without error', async () => {
+      await store.open();
+      expect(store.status()).toBe('up');
+      expect(store.nodeId).toBe(NODE);
     });
 
     it('a record read back cannot be changed by mutating it', async () => {
       store.put('c1', () => record({ connectionId: 'c1' }));
       await store.flush();
-      const first = await store.get('c1');
+      const first = await loaded(store, 'c1');
       if (first) first.userId = 'mallory';
-      expect((await store.get('c1'))?.userId).toBe('alice');
+      expect((await loaded(store, 'c1'))?.userId).toBe('alice');
     });
 
     it('history is newest first, filtered by user and limited', async () => {
-      for (let i = 0; i < 5; i++) await store.appendHistory(ended(`c${i}`, i % 2 ? 'bob' : 'alice', 1000 + i));
+      for (let i = 0; i < 5; i++) {
+        await store.appendHistory(ended(`c${i}`, i % 2 ? 'bob' : 'alice', 1_700_000_000_000 + i));
+      }
       expect((await store.history({ limit: 10 })).map((h) => h.connectionId)).toEqual(['c4', 'c3', 'c2', 'c1', 'c0']);
       expect((await store.history({ limit: 2 })).map((h) => h.connectionId)).toEqual(['c4', 'c3']);
       expect((await store.history({ userId: 'bob', limit: 10 })).map((h) => h.connectionId)).toEqual(['c3', 'c1']);
@@ -146,7 +192,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     it('history is bounded', async () => {
-      for (let i = 0; i < 1100; i++) await store.appendHistory(ended(`c${i}`, 'alice', i));
+      for (let i = 0; i < 1100; i++) await store.appendHistory(ended(`c${i}`, 'alice', 1_700_000_000_000 + i));
       const all = await store.history({ limit: 10_000 });
       expect(all.length).toBe(1000);
       expect(all[0]?.connectionId).toBe('c1099');
@@ -157,7 +203,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
       await store.flush();
       const other = await fixture.reopen();
-      expect(await other.get('c1')).toEqual(record({ connectionId: 'c1', gameId: 'g1' }));
+      expect(await loaded(other, 'c1')).toEqual(record({ connectionId: 'c1', gameId: 'g1' }));
       expect(await other.connectionsOfGame('g1')).toEqual(['c1']);
     });
   });

@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { gameIdSchema, userIdSchema } from '../protocol.js';
+import type { ConnectionRecord, HistoryRecord } from './types.js';
+
+const time = z.number().int().nonnegative();
+const duration = z.number().int().nonnegative();
+const endReason = z.enum(['left', 'expired', 'replaced', 'kicked']);
+
+/** The connection machine's context as persisted (machines/connection.ts `ConnectionContext`). */
+const contextSchema = z.object({
+  connectionId: z.string().min(1).max(128),
+  userId: userIdSchema,
+  gameId: gameIdSchema.nullable(),
+  joinedAt: time.nullable(),
+  connectedAt: time,
+  lastSeen: time,
+  staleAt: time,
+  staleSince: time.nullable(),
+  expiresAt: time.nullable(),
+  socket: z.boolean(),
+  staleTimerAt: time,
+  reason: endReason.nullable(),
+  timing: z.object({ staleMs: duration, expireMs: duration, inGameExpireMs: duration, warnMs: duration }),
+});
+
+/** `getPersistedSnapshot()` of a live connection: never final, never with children. */
+const snapshotSchema = z.object({
+  status: z.literal('active'),
+  value: z.enum(['connected', 'inGame', 'stale']),
+  historyValue: z.object({}).strict(),
+  context: contextSchema,
+  children: z.object({}).strict(),
+});
+
+export const connectionRecordSchema = z
+  .object({
+    v: z.literal(1),
+    connectionId: z.string().min(1).max(128),
+    userId: userIdSchema,
+    nodeId: z.string().min(1).max(64),
+    state: z.enum(['connected', 'inGame', 'stale']),
+    gameId: gameIdSchema.nullable(),
+    lastSeen: time,
+    expiresAt: time.nullable(),
+    resumeTokenHash: z.string().min(16).max(128),
+    ip: z.string().max(64).nullable(),
+    userAgent: z.string().max(512).nullable(),
+    snapshot: snapshotSchema,
+  })
+  .refine((r) => r.snapshot.context.connectionId === r.connectionId && r.snapshot.context.userId === r.userId, {
+    message: 'the snapshot belongs to another connection',
+  });
+
+export const historyRecordSchema = z.object({
+  connectionId: z.string().min(1).max(128),
+  userId: userIdSchema,
+  nodeId: z.string().min(1).max(64),
+  ip: z.string().max(64).nullable(),
+  userAgent: z.string().max(512).nullable(),
+  connectedAt: time,
+  endedAt: time,
+  reason: endReason,
+  games: z.array(gameIdSchema),
+});
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+function parseWith<T>(schema: z.ZodType<T>, text: string): Parsed<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'not JSON' };
+  }
+  const result = schema.safeParse(json);
+  if (result.success) return { ok: true, value: result.data };
+  const issue = result.error.issues[0];
+  return { ok: false, reason: `${issue?.path.join('.') || 'record'}: ${issue?.message ?? 'invalid'}` };
+}
+
+/** Values read back from Redis are untrusted input: versioned, validated, never thrown on. */
+export const parseConnectionRecord = (text: string): Parsed<ConnectionRecord> =>
+  parseWith(connectionRecordSchema, text) as Parsed<ConnectionRecord>;
+
+export const parseHistoryRecord = (text: string): Parsed<HistoryRecord> => parseWith(historyRecordSchema, text);

@@ -1,0 +1,281 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { parseConnectionRecord, parseHistoryRecord } from './record.js';
+import type { ConnectionRecord, FlushResult, HistoryRecord, LoadResult, PresenceStore } from './types.js';
+import { WriteBehind, type Mark } from './writeBehind.js';
+
+export interface RedisStoreOptions {
+  /** `redis://…` */
+  url: string;
+  /** Key prefix. @default 'presenced' */
+  prefix?: string;
+  nodeId: string;
+  logger: Logger;
+  /**
+   * How long keys live without being refreshed: a safety net for a node that dies and never comes
+   * back, never what correctness rests on. Refreshed at a third of it.
+   * @default 3_600_000
+   */
+  ttlMs?: number;
+  /** A PING that takes longer marks Redis down (and a connection that looks open is replaced). @default 1000 */
+  pingTimeoutMs?: number;
+  /** How often Redis is PINGed. @default 1000 */
+  pingIntervalMs?: number;
+  historyLimit?: number;
+}
+
+/** The field of a node's hash that holds its last flush time: connection ids are UUIDs, never this. */
+const ALIVE_FIELD = ':alive';
+
+/**
+ * Keys, all hash-tagged so that one node's, one user's or one game's keys share a Cluster slot:
+ * - `P:{node:N}:conns`  HASH connectionId → record JSON, plus `:alive` → last flush (epoch ms)
+ * - `P:{user:U}:conns`  SET of connection ids
+ * - `P:{game:G}:conns`  SET of connection ids
+ * - `P:{history}`       ZSET of ended-connection JSON scored by end time (ZADD is idempotent; LPUSH is not)
+ */
+export function redisKeys(prefix: string) {
+  return {
+    node: (nodeId: string) => `${prefix}:{node:${nodeId}}:conns`,
+    user: (userId: string) => `${prefix}:{user:${userId}}:conns`,
+    game: (gameId: string) => `${prefix}:{game:${gameId}}:conns`,
+    history: `${prefix}:{history}`,
+  };
+}
+
+/** What this store last wrote for a connection: enough to move or clear its index entries. */
+interface Written {
+  userId: string;
+  gameId: string | null;
+  /** False after Redis came back: the next write re-adds the index entries even if unchanged. */
+  confirmed: boolean;
+}
+
+export function createRedisStore(options: RedisStoreOptions): PresenceStore {
+  const { nodeId, logger } = options;
+  const keys = redisKeys(options.prefix ?? 'presenced');
+  const ttlMs = options.ttlMs ?? 3_600_000;
+  const pingTimeoutMs = options.pingTimeoutMs ?? 1000;
+  const historyLimit = options.historyLimit ?? 1000;
+  const queue = new WriteBehind();
+  const written = new Map<string, Written>();
+  const reconnectListeners: (() => void)[] = [];
+  let up = false;
+  let everUp = false;
+  let flushing: Promise<FlushResult> | null = null;
+  let lastTtlRefresh = 0;
+  let closed = false;
+
+  // Deliberate settings (NOTES.md: the defaults made a queued command fail only after 73 s):
+  // - no offline queue: while disconnected a command fails at once; our write-behind queue keeps the
+  //   data, coalesced per connection, and nothing piles up per heartbeat;
+  // - one retry per request, a command timeout, and reconnecting forever with a short backoff;
+  // - every write is idempotent (HSET, HDEL, SADD, SREM, ZADD), since ioredis resends commands that
+  //   were sent but unanswered when the connection dropped.
+  const redisOptions: RedisOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    commandTimeout: 2_000,
+    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1_000),
+  };
+  const redis = new Redis(options.url, redisOptions);
+
+  function markDown(reason: string) {
+    if (up) logger.warn({ reason }, 'redis down: serving from memory, writes queued');
+    up = false;
+  }
+
+  function markUp() {
+    if (up) return;
+    const wasDown = everUp;
+    up = true;
+    everUp = true;
+    if (wasDown) {
+      logger.info({ pending: queue.size }, 'redis back: rebuilding the stored state');
+      for (const entry of written.values()) entry.confirmed = false;
+      for (const listener of reconnectListeners) listener();
+    }
+  }
+
+  redis.on('error', (error: Error) => markDown(error.message));
+  redis.on('close', () => markDown('connection closed'));
+  redis.on('ready', () => markUp());
+
+  // An idle connection can die silently (a NAT, a paused server): only a PING with a deadline tells.
+  const pinger = setInterval(() => {
+    if (closed || redis.status !== 'ready') return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`PING took over ${pingTimeoutMs} ms`)), pingTimeoutMs);
+    });
+    Promise.race([redis.ping(), timeout])
+      .then(() => markUp())
+      .catch((error: unknown) => {
+        markDown(error instanceof Error ? error.message : 'ping failed');
+        // The socket may look open while nothing answers (half-open): replace it.
+        if (!closed) redis.disconnect(true);
+      })
+      .finally(() => clearTimeout(timer));
+  }, options.pingIntervalMs ?? 1000);
+  pinger.unref();
+
+  function indexChanges(pipeline: ReturnType<Redis['pipeline']>, id: string, next: Written | null) {
+    const previous = written.get(id);
+    const fresh = !previous?.confirmed;
+    if (previous && (!next || previous.userId !== next.userId)) pipeline.srem(keys.user(previous.userId), id);
+    if (next && (fresh || previous?.userId !== next.userId)) pipeline.sadd(keys.user(next.userId), id);
+    if (previous?.gameId && (!next || previous.gameId !== next.gameId)) pipeline.srem(keys.game(previous.gameId), id);
+    if (next?.gameId && (fresh || previous?.gameId !== next.gameId)) pipeline.sadd(keys.game(next.gameId), id);
+  }
+
+  async function write(): Promise<FlushResult> {
+    const result: FlushResult = { written: 0, removed: 0 };
+    if (!up) return result;
+    const taken = queue.take();
+    const now = Date.now();
+    const pipeline = redis.pipeline();
+    const fields: string[] = [];
+    const removed: string[] = [];
+    const nextWritten = new Map<string, Written | null>();
+    for (const [id, mark] of taken) {
+      const record = readMark(mark);
+      const next = record ? { userId: record.userId, gameId: record.gameId, confirmed: true } : null;
+      indexChanges(pipeline, id, next);
+      nextWritten.set(id, next);
+      if (record) {
+        fields.push(id, JSON.stringify(record));
+        result.written++;
+      } else {
+        removed.push(id);
+        if (written.has(id)) result.removed++;
+      }
+    }
+    // One HSET carries every changed record and the node's proof of life.
+    pipeline.hset(keys.node(nodeId), ...fields, ALIVE_FIELD, String(now));
+    if (removed.length > 0) pipeline.hdel(keys.node(nodeId), ...removed);
+    if (now - lastTtlRefresh > ttlMs / 3) refreshTtls(pipeline, nextWritten);
+    try {
+      const replies = (await pipeline.exec()) ?? [];
+      const failed = replies.find(([error]) => error);
+      if (failed?.[0]) throw failed[0];
+    } catch (error) {
+      queue.restore(taken);
+      markDown(error instanceof Error ? error.message : 'write failed');
+      return { written: 0, removed: 0 };
+    }
+    if (now - lastTtlRefresh > ttlMs / 3) lastTtlRefresh = now;
+    for (const [id, next] of nextWritten) {
+      if (next) written.set(id, next);
+      else written.delete(id);
+    }
+    return result;
+  }
+
+  function readMark(mark: Mark): ConnectionRecord | null {
+    return mark ? mark() : null;
+  }
+
+  function refreshTtls(pipeline: ReturnType<Redis['pipeline']>, pending: Map<string, Written | null>) {
+    const seconds = Math.ceil(ttlMs / 1000);
+    const sets = new Set<string>();
+    const live = new Map(written);
+    for (const [id, next] of pending) {
+      if (next) live.set(id, next);
+      else live.delete(id);
+    }
+    for (const entry of live.values()) {
+      sets.add(keys.user(entry.userId));
+      if (entry.gameId) sets.add(keys.game(entry.gameId));
+    }
+    pipeline.expire(keys.node(nodeId), seconds);
+    for (const key of sets) pipeline.expire(key, seconds);
+  }
+
+  return {
+    kind: 'redis',
+    nodeId,
+
+    async open() {
+      if (redis.status === 'wait') await redis.connect();
+      markUp();
+    },
+
+    status: () => (up ? 'up' : 'down'),
+
+    onReconnect(listener) {
+      reconnectListeners.push(listener);
+    },
+
+    put: (id, read) => queue.put(id, read),
+    remove: (id) => queue.remove(id),
+    pending: () => queue.size,
+
+    flush() {
+      // One flush at a time: a second caller waits for the running one, then writes what came since.
+      const run = (flushing ?? Promise.resolve({ written: 0, removed: 0 })).then(() => write());
+      flushing = run.finally(() => {
+        if (flushing === run) flushing = null;
+      });
+      return run;
+    },
+
+    async loadNode(owner) {
+      const result: LoadResult = { records: [], skipped: [], lastAlive: null };
+      const stream = redis.hscanStream(keys.node(owner), { count: 1000 });
+      for await (const chunk of stream as AsyncIterable<string[]>) {
+        for (let i = 0; i < chunk.length; i += 2) {
+          const field = chunk[i] ?? '';
+          const value = chunk[i + 1] ?? '';
+          if (field === ALIVE_FIELD) {
+            const at = Number(value);
+            result.lastAlive = Number.isSafeInteger(at) && at > 0 ? at : null;
+            continue;
+          }
+          const parsed = parseConnectionRecord(value);
+          if (!parsed.ok) result.skipped.push({ key: field, reason: parsed.reason });
+          else if (parsed.value.connectionId !== field || parsed.value.nodeId !== owner) {
+            result.skipped.push({ key: field, reason: 'record of another connection or node' });
+          } else {
+            result.records.push(parsed.value);
+            if (owner === nodeId) {
+              written.set(field, { userId: parsed.value.userId, gameId: parsed.value.gameId, confirmed: true });
+            }
+          }
+        }
+      }
+      return result;
+    },
+
+    connectionsOfUser: (userId) => redis.smembers(keys.user(userId)),
+    connectionsOfGame: (gameId) => redis.smembers(keys.game(gameId)),
+
+    async appendHistory(record) {
+      await redis
+        .pipeline()
+        .zadd(keys.history, record.endedAt, JSON.stringify(record))
+        .zremrangebyrank(keys.history, 0, -historyLimit - 1)
+        .exec();
+    },
+
+    async history({ userId, limit }) {
+      const out: HistoryRecord[] = [];
+      for (const text of await redis.zrevrange(keys.history, 0, historyLimit - 1)) {
+        const parsed = parseHistoryRecord(text);
+        if (!parsed.ok) continue;
+        if (userId !== undefined && parsed.value.userId !== userId) continue;
+        out.push(parsed.value);
+        if (out.length >= limit) break;
+      }
+      return out;
+    },
+
+    async close() {
+      closed = true;
+      clearInterval(pinger);
+      await flushing?.catch(() => undefined);
+      redis.disconnect();
+    },
+  };
+}
