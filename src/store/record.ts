@@ -80,6 +80,6 @@ function parseWith<T>(schema: z.ZodType<T>, text: string): Parsed<T> {
 
 /** Values read back from Redis are untrusted input: versioned, validated, never thrown on. */
 export const parseConnectionRecord = (text: string): Parsed<ConnectionRecord> =>
-  parseWith(connectionRecordSchema, text) as Parsed<ConnectionRecord>;
+  parseWith(connectionRecordSchema, text);
 
 export const parseHistoryRecord = (text: string): Parsed<HistoryRecord> => parseWith(historyRecordSchema, text);
