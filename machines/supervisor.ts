@@ -1,4 +1,4 @@
-import { assign, sendTo, setup, stopChild, type ActorRefFrom, type DoneActorEvent } from 'xstate';
+import { assign, sendTo, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type Snapshot } from 'xstate';
 import type { ConnectionInput } from './connection.js';
 import { shardMachine } from './shard.js';
 
@@ -84,3 +84,43 @@ export const supervisorMachine = setup({
 });
 
 export type SupervisorMachine = typeof supervisorMachine;
+
+/**
+ * The persisted snapshot of a supervisor that owns these connections, built from each connection's
+ * own persisted snapshot. Connections are persisted one by one (persisting the supervisor whole would
+ * serialise every child on each write), so a restart assembles the tree here and XState restores it:
+ * sealed shards of at most `shardCapacity` connections, supervisor in `starting`. Entry actions do not
+ * run on restore and delayed events are not restored; the server sends each connection `RESTORED`.
+ */
+export function restoredSupervisorSnapshot(
+  connections: { connectionId: string; snapshot: unknown }[],
+  shardCapacity: number,
+): Snapshot<unknown> {
+  const children: Record<string, unknown> = {};
+  let shardSeq = 0;
+  for (let start = 0; start < connections.length; start += shardCapacity) {
+    const chunk = connections.slice(start, start + shardCapacity);
+    children[`shard-${shardSeq++}`] = {
+      src: 'shard',
+      snapshot: {
+        status: 'active',
+        value: 'sealed',
+        historyValue: {},
+        context: { capacity: shardCapacity, spawned: chunk.length, live: chunk.length },
+        children: Object.fromEntries(
+          chunk.map((c) => [c.connectionId, { src: 'connection', systemId: c.connectionId, snapshot: c.snapshot }]),
+        ),
+      },
+    };
+  }
+  const snapshot = {
+    status: 'active' as const,
+    output: undefined,
+    error: undefined,
+    value: 'starting',
+    historyValue: {},
+    context: { shardCapacity, shardSeq, openShard: null, openShardSpawned: 0 },
+    children,
+  };
+  return snapshot as Snapshot<unknown>;
+}

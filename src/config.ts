@@ -119,11 +119,11 @@ function resolve(parsed: Parsed, production: boolean): ResolvedConfig {
     );
   }
   if (auth === 'session') {
-    throw new ConfigError('invalid PRESENCED_AUTH="session": session auth needs the Redis store, not in this version');
+    throw new ConfigError('invalid PRESENCED_AUTH="session": session auth is not in this version');
   }
-  if (parsed.redisUrl !== undefined) {
+  if (parsed.redisUrl !== undefined && !/^rediss?:\/\//.test(parsed.redisUrl)) {
     throw new ConfigError(
-      `invalid REDIS_URL=${JSON.stringify(parsed.redisUrl)}: the Redis store is not in this version; unset it`,
+      `invalid REDIS_URL=${JSON.stringify(parsed.redisUrl)}: use redis://host:port or rediss:// (Redis Cluster is not in this version)`,
     );
   }
   return {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { createActor, type ActorRefFrom } from 'xstate';
+import { createActor, type Actor, type ActorRefFrom } from 'xstate';
 import {
   connectionMachine,
   initialContext,
@@ -10,7 +10,7 @@ import {
   type ConnectionTiming,
 } from '../machines/connection.js';
 import { shardMachine } from '../machines/shard.js';
-import { supervisorMachine } from '../machines/supervisor.js';
+import { restoredSupervisorSnapshot, supervisorMachine } from '../machines/supervisor.js';
 import type { Clock } from './clock.js';
 import type { ResolvedConfig } from './config.js';
 import { PresenceError } from './errors.js';
@@ -33,6 +33,11 @@ export interface SocketLike {
 }
 
 type ConnectionActor = ActorRefFrom<typeof connectionMachine>;
+
+/** A stored record that passed validation: its snapshot is a connection machine's. */
+export type RestorableRecord = ConnectionRecord & {
+  snapshot: { value: ConnectionState; context: ConnectionContext };
+};
 
 const closeCodeFor = {
   expired: CloseCode.expired,
@@ -58,15 +63,20 @@ export class ConnectionHandle {
   /** Every game it was in, for history. */
   readonly games = new Set<string>();
   actor!: ConnectionActor;
+  /** The `staleAt` last handed to the store (see `persist`). */
+  persistedStaleAt = 0;
 
   constructor(
     readonly connectionId: string,
     readonly userId: string,
-    readonly role: 'admin' | 'user',
+    /** From the credentials of the socket attached last. */
+    public role: 'admin' | 'user',
     readonly ip: string | null,
     readonly userAgent: string | null,
-    readonly resumeToken: string,
-    socket: SocketLike,
+    /** `null` for a connection restored after a restart until its client resumes with the token. */
+    public resumeToken: string | null,
+    readonly resumeTokenHash: string,
+    socket: SocketLike | null,
     context: ConnectionContext,
   ) {
     this.socket = socket;
@@ -158,18 +168,23 @@ export function createConnections(options: ConnectionsOptions) {
       gameId: context.gameId,
       lastSeen: context.lastSeen,
       expiresAt: context.expiresAt,
-      resumeTokenHash: hashToken(handle.resumeToken),
+      resumeTokenHash: handle.resumeTokenHash,
       ip: handle.ip,
       userAgent: handle.userAgent,
       snapshot: handle.actor.getPersistedSnapshot(),
     };
   }
 
+  function mark(handle: ConnectionHandle) {
+    handle.persistedStaleAt = handle.context.staleAt;
+    store.put(handle.connectionId, () => toRecord(handle));
+  }
+
   function ended(handle: ConnectionHandle, context: ConnectionContext) {
     const reason = context.reason ?? 'expired';
     handle.ended = reason;
     handles.delete(handle.connectionId);
-    byToken.delete(hashToken(handle.resumeToken));
+    byToken.delete(handle.resumeTokenHash);
     presence.remove(handle.connectionId, reason);
     store.remove(handle.connectionId);
     const now = clock.now();
@@ -218,7 +233,7 @@ export function createConnections(options: ConnectionsOptions) {
       joinedAt: context.joinedAt,
       lastSeen: () => handle.context.lastSeen,
     });
-    store.put(handle.connectionId, () => toRecord(handle));
+    mark(handle);
     if (context.gameId) handle.games.add(context.gameId);
 
     if (first) lifecycle(handle, { type: 'connection.opened' });
@@ -236,11 +251,16 @@ export function createConnections(options: ConnectionsOptions) {
   const connectionLogic = connectionMachine.provide({
     actions: {
       report: ({ context }, { state }) => safely('report', () => onReport(context, state)),
+      // Activity without a change of state. Heartbeats only move `lastSeen`; writing each one would
+      // cost the store a write per heartbeat. The stored `staleAt` is kept within half of staleMs of
+      // the live one: with clients heartbeating at under half of staleMs (the defaults: 25 s of 60 s),
+      // the stored deadline stays ahead of any crash, so a restore still starts the grace period at
+      // the moment the socket was lost, exactly.
       persist: ({ context }) => {
         const handle = handles.get(context.connectionId);
         if (!handle) return;
         handle.context = context;
-        store.put(handle.connectionId, () => toRecord(handle));
+        if (context.staleAt - handle.persistedStaleAt >= timing.staleMs / 2) mark(handle);
       },
       notify: ({ context }, notice) => {
         const handle = handles.get(context.connectionId);
@@ -251,17 +271,42 @@ export function createConnections(options: ConnectionsOptions) {
   const supervisorLogic = supervisorMachine.provide({
     actors: { shard: shardMachine.provide({ actors: { connection: connectionLogic } }) },
   });
-  const supervisor = createActor(supervisorLogic, {
-    clock,
-    input: { shardCapacity: options.shardCapacity ?? 64 },
+  const shardCapacity = options.shardCapacity ?? 64;
+  let supervisor: Actor<typeof supervisorLogic> | null = null;
+
+  function running(): Actor<typeof supervisorLogic> {
+    if (!supervisor?.getSnapshot().matches('running')) {
+      throw new PresenceError('UNAVAILABLE', 'the server is not accepting connections');
+    }
+    return supervisor;
+  }
+
+  /** A handle for a connection restored from the store; its socket is gone until it resumes. */
+  function restoredHandle(
+    record: ConnectionRecord & { snapshot: { value: ConnectionState; context: ConnectionContext } },
+  ) {
+    const handle = new ConnectionHandle(
+      record.connectionId,
+      record.userId,
+      'user',
+      record.ip,
+      record.userAgent,
+      null,
+      record.resumeTokenHash,
+      null,
+      record.snapshot.context,
+    );
+    handle.state = record.snapshot.value;
+    handle.opened = true;
+    handle.persistedStaleAt = record.snapshot.context.staleAt;
+    if (record.snapshot.context.gameId) handle.games.add(record.snapshot.context.gameId);
+    return handle;
+  }
+
+  // Redis came back, possibly empty: hand every live connection to the store again.
+  store.onReconnect(() => {
+    for (const handle of handles.values()) mark(handle);
   });
-  supervisor.subscribe({
-    error: (error) =>
-      safely('supervisor', () => {
-        throw error;
-      }),
-  });
-  supervisor.start();
 
   function live(handle: ConnectionHandle): ConnectionHandle {
     if (handle.ended) throw new PresenceError('SESSION_ENDED', `this session has ended (${handle.ended})`);
@@ -269,11 +314,44 @@ export function createConnections(options: ConnectionsOptions) {
   }
 
   return {
-    supervisor,
+    get supervisor() {
+      return supervisor;
+    },
 
-    /** Restoring is done (nothing to restore in memory): accept connections. */
-    ready() {
+    /**
+     * Starts the supervisor with the connections restored from the store (validated records of this
+     * node) and accepts connections. Each restored connection comes back `stale` with its game and
+     * its original deadlines; `lostAt` is when the previous process was last known alive.
+     */
+    start(records: RestorableRecord[] = [], lostAt = clock.now()) {
+      const snapshot = records.length > 0 ? restoredSupervisorSnapshot(records, shardCapacity) : undefined;
+      supervisor = createActor(supervisorLogic, { clock, input: { shardCapacity }, ...(snapshot ? { snapshot } : {}) });
+      supervisor.subscribe({
+        error: (error) =>
+          safely('supervisor', () => {
+            throw error;
+          }),
+      });
+      // Handles first: nothing reports a restored connection until it is sent RESTORED below.
+      const restored = records.map(restoredHandle);
+      for (const handle of restored) {
+        handles.set(handle.connectionId, handle);
+        byToken.set(handle.resumeTokenHash, handle.connectionId);
+      }
+      supervisor.start();
       supervisor.send({ type: 'READY' });
+      const at = clock.now();
+      for (const handle of restored) {
+        const actor = supervisor.system.get(handle.connectionId) as ConnectionActor | undefined;
+        if (!actor) {
+          handles.delete(handle.connectionId);
+          logger.warn({ connectionId: handle.connectionId }, 'a restored connection has no actor');
+          continue;
+        }
+        handle.actor = actor;
+        actor.send({ type: 'RESTORED', at, lostAt: Math.min(lostAt, at) });
+      }
+      return restored.length;
     },
 
     get size() {
@@ -281,9 +359,7 @@ export function createConnections(options: ConnectionsOptions) {
     },
 
     open(request: OpenRequest): ConnectionHandle {
-      if (!supervisor.getSnapshot().matches('running')) {
-        throw new PresenceError('UNAVAILABLE', 'the server is not accepting connections');
-      }
+      const root = running();
       const now = clock.now();
       if (request.resume) {
         const existing = handles.get(byToken.get(hashToken(request.resume)) ?? '');
@@ -292,6 +368,8 @@ export function createConnections(options: ConnectionsOptions) {
           const old = existing.socket;
           existing.socket = request.socket;
           existing.resumed = true;
+          existing.resumeToken = request.resume;
+          existing.role = request.role;
           if (old && old !== request.socket) closeSoon(old, CloseCode.replaced, 'resumed on another socket');
           existing.actor.send({ type: 'RESUME', at: now });
           return existing;
@@ -313,20 +391,22 @@ export function createConnections(options: ConnectionsOptions) {
         );
       }
       const input = { connectionId, userId: request.userId, at: now, timing };
+      const token = randomBytes(16).toString('base64url');
       const handle = new ConnectionHandle(
         connectionId,
         request.userId,
         request.role,
         request.ip,
         request.userAgent,
-        randomBytes(16).toString('base64url'),
+        token,
+        hashToken(token),
         request.socket,
         initialContext(input),
       );
       handles.set(connectionId, handle);
-      byToken.set(hashToken(handle.resumeToken), connectionId);
-      supervisor.send({ type: 'CONNECT', input });
-      const actor = supervisor.system.get(connectionId) as ConnectionActor | undefined;
+      byToken.set(handle.resumeTokenHash, connectionId);
+      root.send({ type: 'CONNECT', input });
+      const actor = root.system.get(connectionId) as ConnectionActor | undefined;
       if (!actor) {
         handles.delete(connectionId);
         throw new PresenceError('UNAVAILABLE', 'the connection actor could not be started');
@@ -386,7 +466,7 @@ export function createConnections(options: ConnectionsOptions) {
         heartbeatMs: config.heartbeatMs,
         staleAt: new Date(context.staleAt),
         expiresAt: context.expiresAt === null ? null : new Date(context.expiresAt),
-        resumeToken: handle.resumeToken,
+        resumeToken: handle.resumeToken ?? '',
         resumed: handle.resumed,
       };
     },
@@ -415,8 +495,18 @@ export function createConnections(options: ConnectionsOptions) {
     },
 
     /** SIGTERM: stop accepting, tell every client to reconnect elsewhere. */
+    /** Starts with nothing restored (bench/ still calls this; `start` is the API). */
+    ready() {
+      this.start();
+    },
+
+    /** Every live connection marked for the store (a flush then writes them all). */
+    markAll() {
+      for (const handle of handles.values()) mark(handle);
+    },
+
     drain() {
-      supervisor.send({ type: 'DRAIN' });
+      supervisor?.send({ type: 'DRAIN' });
       for (const handle of handles.values()) {
         const socket = handle.socket;
         if (socket) safely('socket close', () => socket.close(CloseCode.serverRestarting, 'server restarting'));
@@ -424,8 +514,8 @@ export function createConnections(options: ConnectionsOptions) {
     },
 
     stop() {
-      supervisor.send({ type: 'STOP' });
-      supervisor.stop();
+      supervisor?.send({ type: 'STOP' });
+      supervisor?.stop();
       for (const handle of handles.values()) handle.events.removeAllListeners();
       handles.clear();
       byToken.clear();

@@ -21,10 +21,12 @@ export function createHttpHandler({ services, ready }: HttpOptions) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
     switch (path) {
       case '/health': {
+        const status = store.status();
         return json(res, 200, {
-          status: 'ok',
+          status: status === 'up' ? 'ok' : 'degraded',
           nodeId: config.nodeId,
           store: store.kind,
+          ...(store.kind === 'redis' ? { redis: status } : {}),
           connections: presence.stats().connections,
         });
       }

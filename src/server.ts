@@ -4,13 +4,14 @@ import { pino, type Logger } from 'pino';
 import { createAuthenticator } from './auth.js';
 import { systemClock, type Clock } from './clock.js';
 import { configFromOptions, type PresenceOptions, type ResolvedConfig } from './config.js';
-import { createConnections } from './connections.js';
+import { createConnections, type RestorableRecord } from './connections.js';
 import type { PresenceHooks } from './hooks.js';
 import { createHttpHandler } from './http.js';
 import { PresenceIndex } from './presence.js';
 import { appRouter } from './router/index.js';
 import type { Services } from './router/trpc.js';
 import { createMemoryStore } from './store/memory.js';
+import { createRedisStore } from './store/redis.js';
 import type { PresenceStore } from './store/types.js';
 import { attachTransport, TRPC_PATH } from './transport.js';
 
@@ -24,6 +25,8 @@ export interface PresenceServerOptions extends PresenceOptions {
   store?: PresenceStore;
   /** How often the write-behind queue is flushed. @default 1000 */
   flushIntervalMs?: number;
+  /** How long SIGTERM waits for the store to take the last writes. @default 5000 */
+  drainTimeoutMs?: number;
   /** Connections per supervisor shard. @default 64 */
   shardCapacity?: number;
 }
@@ -54,13 +57,18 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     hooks = {},
     store: givenStore,
     flushIntervalMs = 1000,
+    drainTimeoutMs = 5000,
     shardCapacity,
     logger: givenLogger,
     ...rest
   } = options;
   const config = configFromOptions(rest);
   const logger = givenLogger ?? pino({ level: config.logLevel, base: { nodeId: config.nodeId } });
-  const store = givenStore ?? createMemoryStore({ nodeId: config.nodeId });
+  const store =
+    givenStore ??
+    (config.redisUrl
+      ? createRedisStore({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, logger })
+      : createMemoryStore({ nodeId: config.nodeId }));
   const presence = new PresenceIndex();
   const connections = createConnections({ config, store, presence, clock, logger, hooks, shardCapacity });
   const services: Services = { config, connections, presence, store, clock };
@@ -75,6 +83,28 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     logger,
     hooks,
   });
+
+  /** Opens the store, retrying while it is unreachable, then brings back this node's connections. */
+  async function restore() {
+    for (let attempt = 0; ; attempt++) {
+      if (state === 'closed') return;
+      try {
+        await store.open();
+        break;
+      } catch (error) {
+        logger.warn({ err: error, attempt }, 'store unreachable at start; retrying before restoring');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
+      }
+    }
+    const started = Date.now();
+    const { records, skipped, lastAlive } = await store.loadNode(config.nodeId);
+    for (const { key, reason } of skipped) logger.warn({ key, reason }, 'skipped a stored connection');
+    const restored = connections.start(records as RestorableRecord[], lastAlive ?? clock.now());
+    logger.info(
+      { restored, skipped: skipped.length, ms: Date.now() - started, store: store.kind },
+      restored > 0 ? 'restored connections' : 'nothing to restore',
+    );
+  }
 
   const flush = () =>
     store.flush().catch((error: unknown) => {
@@ -101,8 +131,8 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       }
       flusher = setInterval(() => void flush(), flushIntervalMs);
       flusher.unref();
-      connections.ready();
-      state = 'serving';
+      await restore();
+      if (state === 'starting') state = 'serving';
       const { port } = http.address() as AddressInfo;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       return { host: config.host, port, url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}${TRPC_PATH}` };
@@ -113,7 +143,15 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       state = 'draining';
       transport.stopAccepting();
       connections.drain();
-      await flush();
+      // Every snapshot, as of now (sockets closed, so `stale` since now), until the store took them all.
+      connections.markAll();
+      const deadline = Date.now() + drainTimeoutMs;
+      do {
+        await flush();
+        if (store.pending() === 0) return;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      } while (Date.now() < deadline);
+      logger.error({ pending: store.pending() }, 'drain: the store did not take every snapshot in time');
     },
 
     async close() {
