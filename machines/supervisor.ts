@@ -122,5 +122,5 @@ export function restoredSupervisorSnapshot(
     context: { shardCapacity, shardSeq, openShard: null, openShardSpawned: 0 },
     children,
   };
-  return snapshot as Snapshot<unknown>;
+  return snapshot;
 }
