@@ -505,11 +505,20 @@ export function createConnections(options: ConnectionsOptions) {
       for (const handle of handles.values()) mark(handle);
     },
 
+    /**
+     * SIGTERM: stop accepting and tell every client to reconnect elsewhere. Each connection loses its
+     * socket now, not when the close handshake ends, so the snapshots flushed next are `stale` since
+     * this moment and a restart keeps exactly the grace period they had left.
+     */
     drain() {
       supervisor?.send({ type: 'DRAIN' });
+      const at = clock.now();
       for (const handle of handles.values()) {
         const socket = handle.socket;
-        if (socket) safely('socket close', () => socket.close(CloseCode.serverRestarting, 'server restarting'));
+        if (!socket) continue;
+        handle.socket = null;
+        handle.actor.send({ type: 'SOCKET_CLOSED', at });
+        safely('socket close', () => socket.close(CloseCode.serverRestarting, 'server restarting'));
       }
     },
 

@@ -159,8 +159,9 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       state = 'closed';
       clearInterval(flusher);
       await transport.close();
-      connections.stop();
+      // Flush while the actors still run: a stopped actor's snapshot is not a live connection's.
       await flush();
+      connections.stop();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await store.close();
