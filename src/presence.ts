@@ -82,6 +82,12 @@ export class PresenceIndex {
   private readonly counts: StateCounts = { connected: 0, inGame: 0, stale: 0 };
   private readonly retain: number;
   private seq = 0;
+  /**
+   * Ids are `<process epoch>-<sequence>`, fixed width, so they increase as strings within and across
+   * restarts. A bare counter would start again at 1 after a restart, and a client re-subscribing with
+   * an id from the old process would be "replayed" the unrelated events of the new one.
+   */
+  private readonly epoch = Date.now().toString(36).padStart(9, '0');
 
   constructor(options: PresenceIndexOptions = {}) {
     this.retain = options.retain ?? 512;
@@ -164,21 +170,21 @@ export class PresenceIndex {
     // dropped by id below.
     const live = on(this.emitter, `game:${gameId}`, { signal });
     try {
-      let last = 0;
+      let last = '';
       const missed = this.replay(game, lastEventId);
       if (missed) {
         for (const tracked of missed) {
-          last = Number(tracked.id);
+          last = tracked.id;
           yield tracked;
         }
       } else {
         // The newest retained event of this game, so a re-subscribe with this id replays from here.
-        last = Number(game.log.at(-1)?.id ?? this.seq);
+        last = game.log.at(-1)?.id ?? this.idOf(this.seq);
         yield { id: String(last), event: { type: 'sync', gameId, members: this.members(gameId) } as PresenceEvent };
       }
       for await (const [tracked] of live as AsyncIterable<[TrackedPresenceEvent]>) {
-        if (Number(tracked.id) <= last) continue;
-        last = Number(tracked.id);
+        if (tracked.id <= last) continue;
+        last = tracked.id;
         yield tracked;
       }
     } finally {
@@ -198,6 +204,10 @@ export class PresenceIndex {
   onStats(listener: () => void): () => void {
     this.emitter.on('stats', listener);
     return () => this.emitter.off('stats', listener);
+  }
+
+  private idOf(seq: number): string {
+    return `${this.epoch}-${String(seq).padStart(12, '0')}`;
   }
 
   private replay(game: GameEntry, lastEventId: string | undefined): TrackedPresenceEvent[] | null {
@@ -229,7 +239,7 @@ export class PresenceIndex {
 
   private publish(gameId: string, event: PresenceEvent) {
     const game = this.game(gameId);
-    const tracked = { id: String(++this.seq), event };
+    const tracked = { id: this.idOf(++this.seq), event };
     game.log.push(tracked);
     if (game.log.length > this.retain) game.log.shift();
     this.emitter.emit(`game:${gameId}`, tracked);
