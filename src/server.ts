@@ -12,7 +12,7 @@ import { appRouter } from './router/index.js';
 import type { Services } from './router/trpc.js';
 import { createMemoryStore } from './store/memory.js';
 import { createRedisStore } from './store/redis.js';
-import type { PresenceStore } from './store/types.js';
+import type { LoadResult, PresenceStore } from './store/types.js';
 import { attachTransport, TRPC_PATH } from './transport.js';
 
 export interface PresenceServerOptions extends PresenceOptions {
@@ -86,18 +86,22 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
 
   /** Opens the store, retrying while it is unreachable, then brings back this node's connections. */
   async function restore() {
+    let loaded: LoadResult;
+    let started = Date.now();
     for (let attempt = 0; ; attempt++) {
       if (state === 'closed') return;
       try {
+        // Reading can fail too (Redis went away between open and load): retry both, never give up.
         await store.open();
+        started = Date.now();
+        loaded = await store.loadNode(config.nodeId);
         break;
       } catch (error) {
         logger.warn({ err: error, attempt }, 'store unreachable at start; retrying before restoring');
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
       }
     }
-    const started = Date.now();
-    const { records, skipped, lastAlive } = await store.loadNode(config.nodeId);
+    const { records, skipped, lastAlive } = loaded;
     for (const { key, reason } of skipped) logger.warn({ key, reason }, 'skipped a stored connection');
     const restored = connections.start(records as RestorableRecord[], lastAlive ?? clock.now());
     logger.info(

@@ -60,6 +60,8 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
   const queue = new WriteBehind();
   const written = new Map<string, Written>();
   const reconnectListeners: (() => void)[] = [];
+  /** History that could not be written while Redis was down: the next flush that succeeds appends it. */
+  let unwrittenHistory: HistoryRecord[] = [];
   let up = false;
   let everUp = false;
   let flushing: Promise<FlushResult> | null = null;
@@ -156,12 +158,17 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     pipeline.hset(keys.node(nodeId), ...fields, ALIVE_FIELD, String(now));
     if (removed.length > 0) pipeline.hdel(keys.node(nodeId), ...removed);
     if (now - lastTtlRefresh > ttlMs / 3) refreshTtls(pipeline, nextWritten);
+    const history = unwrittenHistory;
+    unwrittenHistory = [];
+    for (const record of history) pipeline.zadd(keys.history, record.endedAt, JSON.stringify(record));
+    if (history.length > 0) pipeline.zremrangebyrank(keys.history, 0, -historyLimit - 1);
     try {
       const replies = (await pipeline.exec()) ?? [];
       const failed = replies.find(([error]) => error);
       if (failed?.[0]) throw failed[0];
     } catch (error) {
       queue.restore(taken);
+      unwrittenHistory = [...history, ...unwrittenHistory].slice(-historyLimit);
       markDown(error instanceof Error ? error.message : 'write failed');
       return { written: 0, removed: 0 };
     }
@@ -199,6 +206,9 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
 
     async open() {
       if (redis.status === 'wait') await redis.connect();
+      // After a failed first connect ioredis keeps reconnecting by itself; the store is open once that
+      // succeeded (the caller retries), never just because connect() was called once.
+      else if (redis.status !== 'ready') throw new Error(`redis is ${redis.status}`);
       markUp();
     },
 
@@ -252,11 +262,18 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     connectionsOfGame: (gameId) => redis.smembers(keys.game(gameId)),
 
     async appendHistory(record) {
-      await redis
-        .pipeline()
-        .zadd(keys.history, record.endedAt, JSON.stringify(record))
-        .zremrangebyrank(keys.history, 0, -historyLimit - 1)
-        .exec();
+      try {
+        const replies = await redis
+          .pipeline()
+          .zadd(keys.history, record.endedAt, JSON.stringify(record))
+          .zremrangebyrank(keys.history, 0, -historyLimit - 1)
+          .exec();
+        const failed = replies?.find(([error]) => error);
+        if (failed?.[0]) throw failed[0];
+      } catch {
+        // Redis is away: keep it (bounded) for the next flush rather than lose it (CONTRACT §6).
+        unwrittenHistory = [...unwrittenHistory, record].slice(-historyLimit);
+      }
     },
 
     async history({ userId, limit }) {
