@@ -1,4 +1,5 @@
-import { assign, cancel, raise, setup } from 'xstate';
+import { assign, sendTo, setup } from 'xstate';
+import { createTimers, realTimeClock, type TimerCommand } from './timers.js';
 
 /** Why a session ended. `expired` is the only one the machine decides by itself. */
 export type EndReason = 'left' | 'expired' | 'replaced' | 'kicked';
@@ -69,6 +70,7 @@ export type ConnectionEvent =
   | { type: 'END'; reason: Exclude<EndReason, 'expired'>; at: number }
   /** Sent once after a restore from a snapshot: re-arms timers; the socket is gone since `lostAt`. */
   | { type: 'RESTORED'; at: number; lostAt: number }
+  /** From the `timers` child: a deadline armed from the context has come. */
   | { type: 'STALE_DUE'; at: number }
   | { type: 'WARNING_DUE'; at: number }
   | { type: 'EXPIRY_DUE'; at: number };
@@ -87,11 +89,10 @@ export interface ConnectionNotice {
   expiresAt: number;
 }
 
-const STALE_TIMER = 'staleTimer';
+const TIMERS = 'timers';
 /** One pending stale timer at a time, armed for the current `staleAt`. */
-const restartStaleTimer = ['cancelStaleTimer', 'noteStaleTimer', 'armStaleTimer'] as const;
-const EXPIRY_TIMER = 'expiryTimer';
-const WARNING_TIMER = 'warningTimer';
+const restartStaleTimer = ['noteStaleTimer', 'armStaleTimer'] as const;
+const timer = (command: TimerCommand) => command;
 
 function expiryOf(context: ConnectionContext, staleSince: number): number {
   const { expireMs, inGameExpireMs } = context.timing;
@@ -125,6 +126,7 @@ export const connectionMachine = setup({
     input: {} as ConnectionInput,
     output: {} as ConnectionOutput,
   },
+  actors: { timers: createTimers(realTimeClock) },
   actions: {
     /** A state was entered: bound by the server to presence and the store. */
     report: (_, _params: ConnectionReport) => {},
@@ -136,11 +138,8 @@ export const connectionMachine = setup({
       const at = 'at' in event ? event.at : context.lastSeen;
       return { lastSeen: at, staleAt: at + context.timing.staleMs };
     }),
-    armStaleTimer: raise(({ context }) => ({ type: 'STALE_DUE' as const, at: context.staleAt }), {
-      id: STALE_TIMER,
-      delay: ({ context, event }) => Math.max(0, context.staleAt - ('at' in event ? event.at : context.lastSeen)),
-    }),
-    cancelStaleTimer: cancel(STALE_TIMER),
+    armStaleTimer: sendTo(TIMERS, ({ context }) => timer({ type: 'ARM', name: 'stale', at: context.staleAt })),
+    cancelStaleTimer: sendTo(TIMERS, timer({ type: 'CLEAR', name: 'stale' })),
     noteStaleTimer: assign(({ context }) => ({ staleTimerAt: context.staleAt })),
     clearStaleness: assign({ staleSince: null, expiresAt: null }),
   },
@@ -154,6 +153,9 @@ export const connectionMachine = setup({
   id: 'connection',
   context: ({ input }) => initialContext(input),
   initial: 'connected',
+  // Lives as long as the connection; its state is not persisted (it has none), so a restore re-arms
+  // every timer from the context (`RESTORED`).
+  invoke: { id: TIMERS, src: 'timers' },
   output: ({ context }) => ({ reason: context.reason ?? 'expired' }),
   on: {
     HEARTBEAT: { actions: ['touch', 'persist'] },
@@ -222,23 +224,15 @@ export const connectionMachine = setup({
           return { staleSince, expiresAt };
         }),
         { type: 'report', params: { state: 'stale' } },
-        raise(({ context }) => ({ type: 'EXPIRY_DUE' as const, at: context.expiresAt ?? 0 }), {
-          id: EXPIRY_TIMER,
-          delay: ({ context, event }) => Math.max(0, (context.expiresAt ?? 0) - ('at' in event ? event.at : 0)),
-        }),
-        raise(
-          ({ context }) => ({
-            type: 'WARNING_DUE' as const,
-            at: (context.expiresAt ?? 0) - context.timing.warnMs,
-          }),
-          {
-            id: WARNING_TIMER,
-            delay: ({ context, event }) =>
-              Math.max(0, (context.expiresAt ?? 0) - context.timing.warnMs - ('at' in event ? event.at : 0)),
-          },
+        sendTo(TIMERS, ({ context }) => timer({ type: 'ARM', name: 'expiry', at: context.expiresAt ?? 0 })),
+        sendTo(TIMERS, ({ context }) =>
+          timer({ type: 'ARM', name: 'warning', at: (context.expiresAt ?? 0) - context.timing.warnMs }),
         ),
       ],
-      exit: [cancel(EXPIRY_TIMER), cancel(WARNING_TIMER)],
+      exit: [
+        sendTo(TIMERS, timer({ type: 'CLEAR', name: 'expiry' })),
+        sendTo(TIMERS, timer({ type: 'CLEAR', name: 'warning' })),
+      ],
       on: {
         HEARTBEAT: [
           { guard: 'inGame', target: 'inGame', actions: 'touch' },
@@ -262,7 +256,9 @@ export const connectionMachine = setup({
           target: 'connected',
           actions: ['touch', assign({ gameId: null, joinedAt: null })],
         },
-        SOCKET_CLOSED: { actions: [assign({ socket: false }), cancel(WARNING_TIMER), 'persist'] },
+        SOCKET_CLOSED: {
+          actions: [assign({ socket: false }), sendTo(TIMERS, timer({ type: 'CLEAR', name: 'warning' })), 'persist'],
+        },
         STALE_DUE: {},
         RESTORED: { target: 'stale', reenter: true, actions: assign({ socket: false }) },
         WARNING_DUE: {

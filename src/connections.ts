@@ -10,6 +10,7 @@ import {
   type ConnectionTiming,
 } from '../machines/connection.js';
 import { shardMachine } from '../machines/shard.js';
+import { createTimers } from '../machines/timers.js';
 import { restoredSupervisorSnapshot, supervisorMachine } from '../machines/supervisor.js';
 import type { Clock } from './clock.js';
 import type { ResolvedConfig } from './config.js';
@@ -249,6 +250,7 @@ export function createConnections(options: ConnectionsOptions) {
   }
 
   const connectionLogic = connectionMachine.provide({
+    actors: { timers: createTimers(clock) },
     actions: {
       report: ({ context }, { state }) => safely('report', () => onReport(context, state)),
       // Activity without a change of state. Heartbeats only move `lastSeen`; writing each one would
@@ -495,11 +497,6 @@ export function createConnections(options: ConnectionsOptions) {
     },
 
     /** SIGTERM: stop accepting, tell every client to reconnect elsewhere. */
-    /** Starts with nothing restored (bench/ still calls this; `start` is the API). */
-    ready() {
-      this.start();
-    },
-
     /** Every live connection marked for the store (a flush then writes them all). */
     markAll() {
       for (const handle of handles.values()) mark(handle);

@@ -23,13 +23,21 @@ const contextSchema = z.object({
   timing: z.object({ staleMs: duration, expireMs: duration, inGameExpireMs: duration, warnMs: duration }),
 });
 
-/** `getPersistedSnapshot()` of a live connection: never final, never with children. */
+/** `getPersistedSnapshot()` of a live connection: never final; its only child is its `timers`. */
 const snapshotSchema = z.object({
   status: z.literal('active'),
   value: z.enum(['connected', 'inGame', 'stale']),
   historyValue: z.object({}).strict(),
   context: contextSchema,
-  children: z.object({}).strict(),
+  children: z
+    .object({
+      timers: z.object({
+        snapshot: z.object({ status: z.literal('active') }),
+        src: z.literal('timers'),
+        syncSnapshot: z.boolean().optional(),
+      }),
+    })
+    .strict(),
 });
 
 export const connectionRecordSchema = z

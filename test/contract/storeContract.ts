@@ -39,7 +39,13 @@ export function record(overrides: Partial<ConnectionRecord> & { connectionId: st
     resumeTokenHash: 'c2hhMjU2LW9mLWEtcmVzdW1lLXRva2Vu',
     ip: '127.0.0.1',
     userAgent: 'test',
-    snapshot: { status: 'active', value: gameId ? 'inGame' : 'connected', historyValue: {}, context, children: {} },
+    snapshot: {
+      status: 'active',
+      value: gameId ? 'inGame' : 'connected',
+      historyValue: {},
+      context,
+      children: { timers: { snapshot: { status: 'active' }, src: 'timers', syncSnapshot: false } },
+    },
     ...overrides,
   };
 }

@@ -6,6 +6,7 @@ import {
   type ConnectionReport,
   type ConnectionTiming,
 } from '../../machines/connection.js';
+import { createTimers } from '../../machines/timers.js';
 
 const timing: ConnectionTiming = { staleMs: 1_000, expireMs: 5_000, inGameExpireMs: 8_000, warnMs: 2_000 };
 const T0 = 1_700_000_000_000;
@@ -16,6 +17,7 @@ function start(options: { clock?: SimulatedClock; snapshot?: Snapshot<unknown> }
   const reports: ConnectionReport['state'][] = [];
   const notices: ConnectionNotice[] = [];
   const machine = connectionMachine.provide({
+    actors: { timers: createTimers(clock) },
     actions: {
       report: (_, params) => reports.push(params.state),
       notify: (_, params) => notices.push(params),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock, type ActorRefFrom, type AnyActorRef } from 'xstate';
-import type { ConnectionTiming } from '../../machines/connection.js';
+import { connectionMachine, type ConnectionTiming } from '../../machines/connection.js';
+import { createTimers } from '../../machines/timers.js';
 import { shardMachine } from '../../machines/shard.js';
 import { supervisorMachine } from '../../machines/supervisor.js';
 
@@ -10,7 +11,14 @@ const timing: ConnectionTiming = { staleMs: 1_000, expireMs: 1_000, inGameExpire
 
 function start(shardCapacity: number) {
   const clock = new SimulatedClock();
-  const supervisor = createActor(supervisorMachine, { clock, input: { shardCapacity } }).start();
+  const logic = supervisorMachine.provide({
+    actors: {
+      shard: shardMachine.provide({
+        actors: { connection: connectionMachine.provide({ actors: { timers: createTimers(clock) } }) },
+      }),
+    },
+  });
+  const supervisor = createActor(logic, { clock, input: { shardCapacity } }).start();
   const connect = (id: string) =>
     supervisor.send({ type: 'CONNECT', input: { connectionId: id, userId: id, at: clock.now(), timing } });
   const shards = () => Object.keys(supervisor.getSnapshot().children);
