@@ -1,0 +1,101 @@
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { spawnTsx, stopChild } from './children.js';
+
+/** Clock ticks per second of `/proc/<pid>/stat` times (100 on every Linux we run on, but ask). */
+const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** A `presenced serve` child process whose CPU and memory the benchmark reads from /proc. */
+export interface ServerProcess extends AsyncDisposable {
+  readonly pid: number;
+  /** `ws://127.0.0.1:PORT/trpc` */
+  readonly wsUrl: string;
+  readonly url: string;
+  /** utime + stime of the server process so far, in seconds. */
+  cpuSeconds(): number;
+  /** Resident set size now, in bytes. */
+  rssBytes(): number;
+  /** `GET /health`'s connection count. */
+  connections(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+function procCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) is in parentheses and may contain spaces: count fields after it.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) / clockTicks;
+}
+
+function procRssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  if (!match?.[1]) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+function waitForUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(
+      () => done(new Error(`server did not start in ${timeoutMs} ms: ${err || out}`)),
+      timeoutMs,
+    );
+    const onOut = (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (match?.[1]) done(null, match[1]);
+    };
+    const onErr = (chunk: Buffer) => (err += chunk.toString());
+    const onExit = (code: number | null) => done(new Error(`server exited (${code}) before listening: ${err || out}`));
+    function done(error: Error | null, url?: string) {
+      clearTimeout(timer);
+      child.stdout?.off('data', onOut);
+      child.off('exit', onExit);
+      // Keep draining the pipes so a chatty server never blocks on a full pipe.
+      child.stdout?.resume();
+      if (error) reject(error);
+      else resolve(url ?? '');
+    }
+    child.stdout?.on('data', onOut);
+    child.stderr?.on('data', onErr);
+    child.once('exit', onExit);
+  });
+}
+
+/**
+ * Starts `node --import tsx src/cli.ts serve` on a free loopback port (PORT=0) with `env` on top of
+ * the defaults, and resolves once it prints where it listens.
+ */
+export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const child = spawnTsx('src/cli.ts', ['serve'], {
+    env: { ...process.env, NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the server process');
+  let url: string;
+  try {
+    url = await waitForUrl(child, 30_000);
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+  const server: ServerProcess = {
+    pid,
+    url,
+    wsUrl: `${url.replace(/^http/, 'ws')}/trpc`,
+    cpuSeconds: () => procCpuSeconds(pid),
+    rssBytes: () => procRssBytes(pid),
+    async connections() {
+      const response = await fetch(`${url}/health`);
+      const body = (await response.json()) as { connections: number };
+      return body.connections;
+    },
+    stop: () => stopChild(child),
+    [Symbol.asyncDispose]: () => stopChild(child),
+  };
+  return server;
+}
