@@ -1,5 +1,5 @@
-import { assign, sendTo, setup } from 'xstate';
-import { createTimers, realTimeClock, type TimerCommand } from './timers.js';
+import { assign, enqueueActions, setup } from 'xstate';
+import type { TimerName } from './timers.js';
 
 /** Why a session ended. `expired` is the only one the machine decides by itself. */
 export type EndReason = 'left' | 'expired' | 'replaced' | 'kicked';
@@ -70,7 +70,7 @@ export type ConnectionEvent =
   | { type: 'END'; reason: Exclude<EndReason, 'expired'>; at: number }
   /** Sent once after a restore from a snapshot: re-arms timers; the socket is gone since `lostAt`. */
   | { type: 'RESTORED'; at: number; lostAt: number }
-  /** From the `timers` child: a deadline armed from the context has come. */
+  /** A timer armed from the context (`armTimer`) has come due; `at` is its deadline. */
   | { type: 'STALE_DUE'; at: number }
   | { type: 'WARNING_DUE'; at: number }
   | { type: 'EXPIRY_DUE'; at: number };
@@ -89,10 +89,15 @@ export interface ConnectionNotice {
   expiresAt: number;
 }
 
-const TIMERS = 'timers';
-/** One pending stale timer at a time, armed for the current `staleAt`. */
-const restartStaleTimer = ['noteStaleTimer', 'armStaleTimer'] as const;
-const timer = (command: TimerCommand) => command;
+/** One pending stale timer at a time, armed for the current `staleAt` (arming replaces it). */
+const restartStaleTimer = [
+  'noteStaleTimer',
+  {
+    type: 'armTimer',
+    params: ({ context }: { context: ConnectionContext }) => ({ name: 'stale' as const, at: context.staleAt }),
+  },
+] as const;
+const clearStaleTimer = { type: 'clearTimer', params: { name: 'stale' } } as const;
 
 function expiryOf(context: ConnectionContext, staleSince: number): number {
   const { expireMs, inGameExpireMs } = context.timing;
@@ -126,8 +131,14 @@ export const connectionMachine = setup({
     input: {} as ConnectionInput,
     output: {} as ConnectionOutput,
   },
-  actors: { timers: createTimers(realTimeClock) },
   actions: {
+    /**
+     * Timers, bound by the server to its clock (machines/timers.ts): a timer armed for `at` sends
+     * `STALE_DUE` / `EXPIRY_DUE` / `WARNING_DUE` with that `at`; arming a name replaces its timer.
+     */
+    armTimer: (_, _params: { name: TimerName; at: number }) => {},
+    clearTimer: (_, _params: { name: TimerName }) => {},
+    clearTimers: () => {},
     /** A state was entered: bound by the server to presence and the store. */
     report: (_, _params: ConnectionReport) => {},
     /** The context changed without a change of state (activity): bound to the store's write-behind. */
@@ -138,8 +149,6 @@ export const connectionMachine = setup({
       const at = 'at' in event ? event.at : context.lastSeen;
       return { lastSeen: at, staleAt: at + context.timing.staleMs };
     }),
-    armStaleTimer: sendTo(TIMERS, ({ context }) => timer({ type: 'ARM', name: 'stale', at: context.staleAt })),
-    cancelStaleTimer: sendTo(TIMERS, timer({ type: 'CLEAR', name: 'stale' })),
     noteStaleTimer: assign(({ context }) => ({ staleTimerAt: context.staleAt })),
     clearStaleness: assign({ staleSince: null, expiresAt: null }),
   },
@@ -153,9 +162,6 @@ export const connectionMachine = setup({
   id: 'connection',
   context: ({ input }) => initialContext(input),
   initial: 'connected',
-  // Lives as long as the connection; its state is not persisted (it has none), so a restore re-arms
-  // every timer from the context (`RESTORED`).
-  invoke: { id: TIMERS, src: 'timers' },
   output: ({ context }) => ({ reason: context.reason ?? 'expired' }),
   on: {
     HEARTBEAT: { actions: ['touch', 'persist'] },
@@ -217,21 +223,25 @@ export const connectionMachine = setup({
     },
     stale: {
       entry: [
-        'cancelStaleTimer',
+        clearStaleTimer,
         assign(({ context }) => {
           const staleSince = context.staleSince ?? context.staleAt;
           const expiresAt = expiryOf(context, staleSince);
           return { staleSince, expiresAt };
         }),
         { type: 'report', params: { state: 'stale' } },
-        sendTo(TIMERS, ({ context }) => timer({ type: 'ARM', name: 'expiry', at: context.expiresAt ?? 0 })),
-        sendTo(TIMERS, ({ context }) =>
-          timer({ type: 'ARM', name: 'warning', at: (context.expiresAt ?? 0) - context.timing.warnMs }),
-        ),
+        // The expiry, and the warning only while a socket is there to receive it.
+        enqueueActions(({ context, enqueue }) => {
+          const expiresAt = context.expiresAt ?? 0;
+          enqueue({ type: 'armTimer', params: { name: 'expiry', at: expiresAt } });
+          if (context.socket) {
+            enqueue({ type: 'armTimer', params: { name: 'warning', at: expiresAt - context.timing.warnMs } });
+          }
+        }),
       ],
       exit: [
-        sendTo(TIMERS, timer({ type: 'CLEAR', name: 'expiry' })),
-        sendTo(TIMERS, timer({ type: 'CLEAR', name: 'warning' })),
+        { type: 'clearTimer', params: { name: 'expiry' } },
+        { type: 'clearTimer', params: { name: 'warning' } },
       ],
       on: {
         HEARTBEAT: [
@@ -257,7 +267,7 @@ export const connectionMachine = setup({
           actions: ['touch', assign({ gameId: null, joinedAt: null })],
         },
         SOCKET_CLOSED: {
-          actions: [assign({ socket: false }), sendTo(TIMERS, timer({ type: 'CLEAR', name: 'warning' })), 'persist'],
+          actions: [assign({ socket: false }), { type: 'clearTimer', params: { name: 'warning' } }, 'persist'],
         },
         STALE_DUE: {},
         RESTORED: { target: 'stale', reenter: true, actions: assign({ socket: false }) },
@@ -276,7 +286,7 @@ export const connectionMachine = setup({
     },
     expired: {
       type: 'final',
-      entry: ['cancelStaleTimer', { type: 'report', params: { state: 'expired' } }],
+      entry: ['clearTimers', { type: 'report', params: { state: 'expired' } }],
     },
   },
 });

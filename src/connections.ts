@@ -10,7 +10,7 @@ import {
   type ConnectionTiming,
 } from '../machines/connection.js';
 import { shardMachine } from '../machines/shard.js';
-import { createTimers } from '../machines/timers.js';
+import { createTimerActions } from '../machines/timers.js';
 import { restoredSupervisorSnapshot, supervisorMachine } from '../machines/supervisor.js';
 import type { Clock } from './clock.js';
 import type { ResolvedConfig } from './config.js';
@@ -249,9 +249,10 @@ export function createConnections(options: ConnectionsOptions) {
     if (state !== previous || first) emit(handle, { type: 'state', state: handle.sessionState });
   }
 
+  const timers = createTimerActions(clock);
   const connectionLogic = connectionMachine.provide({
-    actors: { timers: createTimers(clock) },
     actions: {
+      ...timers.actions,
       report: ({ context }, { state }) => safely('report', () => onReport(context, state)),
       // Activity without a change of state. Heartbeats only move `lastSeen`; writing each one would
       // cost the store a write per heartbeat. The stored `staleAt` is kept within half of staleMs of
@@ -522,6 +523,7 @@ export function createConnections(options: ConnectionsOptions) {
     stop() {
       supervisor?.send({ type: 'STOP' });
       supervisor?.stop();
+      timers.dispose();
       for (const handle of handles.values()) handle.events.removeAllListeners();
       handles.clear();
       byToken.clear();

@@ -23,21 +23,13 @@ const contextSchema = z.object({
   timing: z.object({ staleMs: duration, expireMs: duration, inGameExpireMs: duration, warnMs: duration }),
 });
 
-/** `getPersistedSnapshot()` of a live connection: never final; its only child is its `timers`. */
+/** `getPersistedSnapshot()` of a live connection: never final, never with children. */
 const snapshotSchema = z.object({
   status: z.literal('active'),
   value: z.enum(['connected', 'inGame', 'stale']),
   historyValue: z.object({}).strict(),
   context: contextSchema,
-  children: z
-    .object({
-      timers: z.object({
-        snapshot: z.object({ status: z.literal('active') }),
-        src: z.literal('timers'),
-        syncSnapshot: z.boolean().optional(),
-      }),
-    })
-    .strict(),
+  children: z.object({}).strict(),
 });
 
 export const connectionRecordSchema = z

@@ -44,7 +44,7 @@ export function record(overrides: Partial<ConnectionRecord> & { connectionId: st
       value: gameId ? 'inGame' : 'connected',
       historyValue: {},
       context,
-      children: { timers: { snapshot: { status: 'active' }, src: 'timers', syncSnapshot: false } },
+      children: {},
     },
     ...overrides,
   };

@@ -6,7 +6,7 @@ import {
   type ConnectionReport,
   type ConnectionTiming,
 } from '../../machines/connection.js';
-import { createTimers } from '../../machines/timers.js';
+import { createTimerActions } from '../../machines/timers.js';
 
 const timing: ConnectionTiming = { staleMs: 1_000, expireMs: 5_000, inGameExpireMs: 8_000, warnMs: 2_000 };
 const T0 = 1_700_000_000_000;
@@ -17,8 +17,8 @@ function start(options: { clock?: SimulatedClock; snapshot?: Snapshot<unknown> }
   const reports: ConnectionReport['state'][] = [];
   const notices: ConnectionNotice[] = [];
   const machine = connectionMachine.provide({
-    actors: { timers: createTimers(clock) },
     actions: {
+      ...createTimerActions(clock).actions,
       report: (_, params) => reports.push(params.state),
       notify: (_, params) => notices.push(params),
     },
@@ -178,5 +178,26 @@ describe('connection machine', () => {
     expect(second.actor.getSnapshot().context.expiresAt).toBe(T0 + 250 + timing.expireMs);
     clock.set(T0 + 250 + timing.expireMs);
     expect(second.actor.getSnapshot().value).toBe('expired');
+  });
+});
+
+describe('connection timers', () => {
+  it('an ended connection leaves no timer behind; dispose clears the rest', () => {
+    const clock = new SimulatedClock();
+    clock.set(T0);
+    const timers = createTimerActions(clock);
+    const machine = connectionMachine.provide({ actions: timers.actions });
+    const start = (connectionId: string) =>
+      createActor(machine, { clock, input: { connectionId, userId: 'u', at: clock.now(), timing } }).start();
+    const ended = start('a');
+    const stale = start('b');
+    stale.send({ type: 'SOCKET_CLOSED', at: clock.now() });
+    // a: the stale timer; b: the expiry (no warning: no socket to receive it).
+    expect(timers.size).toBe(2);
+    ended.send({ type: 'END', reason: 'left', at: clock.now() });
+    expect(timers.size).toBe(1);
+    stale.stop();
+    timers.dispose();
+    expect(timers.size).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import { connectionMachine, type ConnectionTiming } from '../../machines/connection.js';
-import { createTimers } from '../../machines/timers.js';
+import { createTimerActions } from '../../machines/timers.js';
 import { shardMachine } from '../../machines/shard.js';
 import { supervisorMachine } from '../../machines/supervisor.js';
 
@@ -14,7 +14,7 @@ function start(shardCapacity: number) {
   const logic = supervisorMachine.provide({
     actors: {
       shard: shardMachine.provide({
-        actors: { connection: connectionMachine.provide({ actors: { timers: createTimers(clock) } }) },
+        actors: { connection: connectionMachine.provide({ actions: createTimerActions(clock).actions }) },
       }),
     },
   });
