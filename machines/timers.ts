@@ -51,7 +51,7 @@ export function createTimerActions(clock: TimerClock) {
       armTimer: ({ self }: ActionArgs, { name, at }: { name: TimerName; at: number }) => {
         clear(self, name);
         let timers = pending.get(self);
-        if (!timers) pending.set(self, (timers = new Map()));
+        if (!timers) pending.set(self, (timers = new Map<TimerName, unknown>()));
         const id = clock.setTimeout(
           () => {
             clear(self, name);
