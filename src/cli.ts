@@ -8,7 +8,8 @@ import { createPresenceServer } from './server.js';
 const usage = `usage:
   presenced [serve]                                   run the server (configured by environment variables)
   presenced token --user ID [--role admin] [--ttl 1h] print an HS256 JWT signed with PRESENCED_JWT_SECRET
-  presenced machines [--format mermaid|json]          print the state machine definitions`;
+  presenced machines [--format mermaid|json]          print the state machine definitions
+  presenced inspect [--port 8080]                     run a local Stately inspector relay`;
 
 function fail(message: string): never {
   process.stderr.write(`presenced: ${message}\n`);
@@ -73,6 +74,25 @@ function machines(args: string[]) {
   process.stdout.write(`${exportMachines(values.format)}\n`);
 }
 
+async function inspect(args: string[]) {
+  const { values } = parseArgs({ args, options: { port: { type: 'string', default: '8080' } } });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) fail(`invalid --port ${values.port}: 1–65535`);
+  const { createInspectorServer } = await import('@statelyai/inspect/server');
+  const relay = createInspectorServer({ port, autoOpen: false });
+  process.stdout.write(
+    `Stately inspector relay on ws://127.0.0.1:${port}\n` +
+      `  start presenced with PRESENCED_INSPECT=ws://127.0.0.1:${port}\n` +
+      `  open http://127.0.0.1:${port} in a browser (the inspector UI itself loads from stately.ai)\n`,
+  );
+  const stop = () => {
+    relay.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
 const [command = 'serve', ...args] = process.argv.slice(2);
 try {
   switch (command) {
@@ -84,6 +104,9 @@ try {
       break;
     case 'machines':
       machines(args);
+      break;
+    case 'inspect':
+      await inspect(args);
       break;
     case '--help':
     case 'help':

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { createActor, type Actor, type ActorRefFrom } from 'xstate';
+import { createActor, type Actor, type ActorRefFrom, type InspectionEvent, type Observer } from 'xstate';
 import {
   connectionMachine,
   initialContext,
@@ -108,6 +108,8 @@ export interface ConnectionsOptions {
   hooks: PresenceHooks;
   /** Connections per supervisor shard. @default 64 */
   shardCapacity?: number;
+  /** An inspection observer for the supervisor's actor system (`PRESENCED_INSPECT`). */
+  inspect?: Observer<InspectionEvent> | undefined;
 }
 
 export type Connections = ReturnType<typeof createConnections>;
@@ -328,7 +330,12 @@ export function createConnections(options: ConnectionsOptions) {
      */
     start(records: RestorableRecord[] = [], lostAt = clock.now()) {
       const snapshot = records.length > 0 ? restoredSupervisorSnapshot(records, shardCapacity) : undefined;
-      supervisor = createActor(supervisorLogic, { clock, input: { shardCapacity }, ...(snapshot ? { snapshot } : {}) });
+      supervisor = createActor(supervisorLogic, {
+        clock,
+        input: { shardCapacity },
+        ...(snapshot ? { snapshot } : {}),
+        ...(options.inspect ? { inspect: options.inspect } : {}),
+      });
       supervisor.subscribe({
         error: (error) =>
           safely('supervisor', () => {

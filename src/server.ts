@@ -7,6 +7,7 @@ import { configFromOptions, type PresenceOptions, type ResolvedConfig } from './
 import { createConnections, type RestorableRecord } from './connections.js';
 import type { PresenceHooks } from './hooks.js';
 import { createHttpHandler } from './http.js';
+import { createInspection } from './inspect.js';
 import { PresenceIndex } from './presence.js';
 import { appRouter } from './router/index.js';
 import type { Services } from './router/trpc.js';
@@ -70,7 +71,18 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       ? createRedisStore({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, logger })
       : createMemoryStore({ nodeId: config.nodeId }));
   const presence = new PresenceIndex();
-  const connections = createConnections({ config, store, presence, clock, logger, hooks, shardCapacity });
+  const inspection = config.inspect ? createInspection(config.inspect) : null;
+  if (inspection) logger.info({ relay: config.inspect }, 'sending actor events to a Stately inspector relay');
+  const connections = createConnections({
+    config,
+    store,
+    presence,
+    clock,
+    logger,
+    hooks,
+    shardCapacity,
+    inspect: inspection?.observer,
+  });
   const services: Services = { config, connections, presence, store, clock };
   let state: 'starting' | 'serving' | 'draining' | 'closed' = 'starting';
 
@@ -169,6 +181,7 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await store.close();
+      inspection?.stop();
     },
 
     [Symbol.asyncDispose]() {
