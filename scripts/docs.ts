@@ -1,12 +1,13 @@
 /**
- * Writes the machine diagrams into the README between `<!-- machine:NAME -->` markers.
- * `npm run docs` after changing a machine; a unit test fails while the README is out of date.
+ * Writes the machine diagrams into the README and docs/machines.md between `<!-- machine:NAME -->`
+ * markers. `npm run docs` after changing a machine; a unit test fails while either is out of date.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { machines, toMermaid, type MachineName } from '../src/machineGraph.js';
 
 export const readmePath = fileURLToPath(new URL('../README.md', import.meta.url));
+export const machinesDocPath = fileURLToPath(new URL('../docs/machines.md', import.meta.url));
 
 export function renderDiagrams(text: string): string {
   return text.replace(/<!-- machine:(\w+) -->[\s\S]*?<!-- \/machine:\1 -->/g, (block, name: string) => {
@@ -17,5 +18,5 @@ export function renderDiagrams(text: string): string {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  writeFileSync(readmePath, renderDiagrams(readFileSync(readmePath, 'utf8')));
+  for (const path of [readmePath, machinesDocPath]) writeFileSync(path, renderDiagrams(readFileSync(path, 'utf8')));
 }

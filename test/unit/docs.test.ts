@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { readmePath, renderDiagrams } from '../../scripts/docs.js';
+import { machinesDocPath, readmePath, renderDiagrams } from '../../scripts/docs.js';
 import { configFields } from '../../src/config.js';
 import { machines } from '../../src/machineGraph.js';
 
@@ -20,5 +20,17 @@ describe('README', () => {
 
   it('documents every environment variable', () => {
     for (const field of Object.values(configFields)) expect(readme).toContain(`\`${field.env}\``);
+  });
+});
+
+describe('docs/machines.md', () => {
+  const doc = readFileSync(machinesDocPath, 'utf8');
+
+  it('has every machine, and every state of it, with its diagram as generated', () => {
+    for (const [name, machine] of Object.entries(machines)) {
+      expect(doc).toContain(`<!-- machine:${name} -->`);
+      for (const state of Object.keys(machine.root.states)) expect(doc).toContain(`\`${state}\``);
+    }
+    expect(renderDiagrams(doc)).toBe(doc);
   });
 });
