@@ -1,7 +1,6 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { createActor, type Actor, type ActorRefFrom, type InspectionEvent, type Observer } from 'xstate';
+import { createActor, type Actor, type InspectionEvent, type Observer } from 'xstate';
 import {
   connectionMachine,
   initialContext,
@@ -20,75 +19,21 @@ import type { PresenceIndex } from './presence.js';
 import {
   CloseCode,
   type AdminConnection,
-  type EndReason,
   type Member,
   type SessionEvent,
   type SessionInfo,
-  type SessionState,
 } from './protocol.js';
-import type { ConnectionRecord, PresenceStore } from './store/types.js';
+import type { PresenceStore } from './store/types.js';
+import {
+  closeCodeFor,
+  ConnectionHandle,
+  hashToken,
+  type ConnectionActor,
+  type RestorableRecord,
+  type SocketLike,
+} from './connectionHandle.js';
 
-/** The part of a WebSocket the runtime needs. */
-export interface SocketLike {
-  close(code: number, reason?: string): void;
-}
-
-type ConnectionActor = ActorRefFrom<typeof connectionMachine>;
-
-/** A stored record that passed validation: its snapshot is a connection machine's. */
-export type RestorableRecord = ConnectionRecord & {
-  snapshot: { value: ConnectionState; context: ConnectionContext };
-};
-
-const closeCodeFor = {
-  expired: CloseCode.expired,
-  replaced: CloseCode.replaced,
-  kicked: CloseCode.kicked,
-  left: CloseCode.left,
-} as const satisfies Record<EndReason, number>;
-
-const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url');
-
-/** One connection as the server sees it: its actor, its socket (if any), its session events. */
-export class ConnectionHandle {
-  /** Session events for `session.events` (`'event'`, with a `SessionEvent`). */
-  readonly events = new EventEmitter();
-  /** The actor's context as of its last report: deadlines, game, lastSeen. */
-  context: ConnectionContext;
-  state: ConnectionState = 'connected';
-  socket: SocketLike | null;
-  resumed = false;
-  /** Whether the actor has reported its first state. */
-  opened = false;
-  ended: EndReason | null = null;
-  /** Every game it was in, for history. */
-  readonly games = new Set<string>();
-  actor!: ConnectionActor;
-  /** The `staleAt` last handed to the store (see `persist`). */
-  persistedStaleAt = 0;
-
-  constructor(
-    readonly connectionId: string,
-    readonly userId: string,
-    /** From the credentials of the socket attached last. */
-    public role: 'admin' | 'user',
-    readonly ip: string | null,
-    readonly userAgent: string | null,
-    /** `null` for a connection restored after a restart until its client resumes with the token. */
-    public resumeToken: string | null,
-    readonly resumeTokenHash: string,
-    socket: SocketLike | null,
-    context: ConnectionContext,
-  ) {
-    this.socket = socket;
-    this.context = context;
-    this.events.setMaxListeners(0);
-  }
-
-  get sessionState(): SessionState {
-    return this.state === 'expired' ? 'stale' : this.state;
-  }
-}
+export { ConnectionHandle, type RestorableRecord, type SocketLike } from './connectionHandle.js';
 
 export interface OpenRequest {
   userId: string;
@@ -160,27 +105,9 @@ export function createConnections(options: ConnectionsOptions) {
     setImmediate(() => safely('socket close', () => socket.close(code, reason)));
   }
 
-  function toRecord(handle: ConnectionHandle): ConnectionRecord {
-    const context = handle.context;
-    return {
-      v: 1,
-      connectionId: handle.connectionId,
-      userId: handle.userId,
-      nodeId: config.nodeId,
-      state: handle.sessionState,
-      gameId: context.gameId,
-      lastSeen: context.lastSeen,
-      expiresAt: context.expiresAt,
-      resumeTokenHash: handle.resumeTokenHash,
-      ip: handle.ip,
-      userAgent: handle.userAgent,
-      snapshot: handle.actor.getPersistedSnapshot(),
-    };
-  }
-
   function mark(handle: ConnectionHandle) {
     handle.persistedStaleAt = handle.context.staleAt;
-    store.put(handle.connectionId, () => toRecord(handle));
+    store.put(handle.connectionId, () => handle.toRecord(config.nodeId));
   }
 
   function ended(handle: ConnectionHandle, context: ConnectionContext) {
@@ -286,28 +213,6 @@ export function createConnections(options: ConnectionsOptions) {
     return supervisor;
   }
 
-  /** A handle for a connection restored from the store; its socket is gone until it resumes. */
-  function restoredHandle(
-    record: ConnectionRecord & { snapshot: { value: ConnectionState; context: ConnectionContext } },
-  ) {
-    const handle = new ConnectionHandle(
-      record.connectionId,
-      record.userId,
-      'user',
-      record.ip,
-      record.userAgent,
-      null,
-      record.resumeTokenHash,
-      null,
-      record.snapshot.context,
-    );
-    handle.state = record.snapshot.value;
-    handle.opened = true;
-    handle.persistedStaleAt = record.snapshot.context.staleAt;
-    if (record.snapshot.context.gameId) handle.games.add(record.snapshot.context.gameId);
-    return handle;
-  }
-
   // Redis came back, possibly empty: hand every live connection to the store again.
   store.onReconnect(() => {
     for (const handle of handles.values()) mark(handle);
@@ -343,7 +248,7 @@ export function createConnections(options: ConnectionsOptions) {
           }),
       });
       // Handles first: nothing reports a restored connection until it is sent RESTORED below.
-      const restored = records.map(restoredHandle);
+      const restored = records.map((record) => ConnectionHandle.fromRecord(record));
       for (const handle of restored) {
         handles.set(handle.connectionId, handle);
         byToken.set(handle.resumeTokenHash, handle.connectionId);
@@ -464,47 +369,20 @@ export function createConnections(options: ConnectionsOptions) {
     },
 
     info(handle: ConnectionHandle): SessionInfo {
-      const context = live(handle).context;
-      return {
-        connectionId: handle.connectionId,
-        userId: handle.userId,
-        nodeId: config.nodeId,
-        state: handle.sessionState,
-        gameId: context.gameId,
-        connectedAt: new Date(context.connectedAt),
-        lastSeen: new Date(context.lastSeen),
-        heartbeatMs: config.heartbeatMs,
-        staleAt: new Date(context.staleAt),
-        expiresAt: context.expiresAt === null ? null : new Date(context.expiresAt),
-        resumeToken: handle.resumeToken ?? '',
-        resumed: handle.resumed,
-      };
+      return live(handle).info(config.nodeId, config.heartbeatMs);
     },
 
     list(query: { userId?: string | undefined; gameId?: string | undefined; limit: number }): AdminConnection[] {
       const out: AdminConnection[] = [];
       for (const handle of handles.values()) {
         if (out.length >= query.limit) break;
-        const context = handle.context;
         if (query.userId !== undefined && handle.userId !== query.userId) continue;
-        if (query.gameId !== undefined && context.gameId !== query.gameId) continue;
-        out.push({
-          connectionId: handle.connectionId,
-          userId: handle.userId,
-          nodeId: config.nodeId,
-          state: handle.sessionState,
-          gameId: context.gameId,
-          ip: handle.ip,
-          userAgent: handle.userAgent,
-          connectedAt: new Date(context.connectedAt),
-          lastSeen: new Date(context.lastSeen),
-          expiresAt: context.expiresAt === null ? null : new Date(context.expiresAt),
-        });
+        if (query.gameId !== undefined && handle.context.gameId !== query.gameId) continue;
+        out.push(handle.adminRow(config.nodeId));
       }
       return out;
     },
 
-    /** SIGTERM: stop accepting, tell every client to reconnect elsewhere. */
     /** Every live connection marked for the store (a flush then writes them all). */
     markAll() {
       for (const handle of handles.values()) mark(handle);

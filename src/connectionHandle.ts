@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { ActorRefFrom } from 'xstate';
+import type { ConnectionContext, ConnectionState, connectionMachine } from '../machines/connection.js';
+import { CloseCode, type AdminConnection, type EndReason, type SessionInfo, type SessionState } from './protocol.js';
+import type { ConnectionRecord } from './store/types.js';
+
+/** The part of a WebSocket the runtime needs. */
+export interface SocketLike {
+  close(code: number, reason?: string): void;
+}
+
+export type ConnectionActor = ActorRefFrom<typeof connectionMachine>;
+
+/** A stored record that passed validation: its snapshot is a connection machine's. */
+export type RestorableRecord = ConnectionRecord & {
+  snapshot: { value: ConnectionState; context: ConnectionContext };
+};
+
+export const closeCodeFor = {
+  expired: CloseCode.expired,
+  replaced: CloseCode.replaced,
+  kicked: CloseCode.kicked,
+  left: CloseCode.left,
+} as const satisfies Record<EndReason, number>;
+
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url');
+
+/** One connection as the server sees it: its actor, its socket (if any), its session events. */
+export class ConnectionHandle {
+  /** Session events for `session.events` (`'event'`, with a `SessionEvent`). */
+  readonly events = new EventEmitter();
+  /** The actor's context as of its last report: deadlines, game, lastSeen. */
+  context: ConnectionContext;
+  state: ConnectionState = 'connected';
+  socket: SocketLike | null;
+  resumed = false;
+  /** Whether the actor has reported its first state. */
+  opened = false;
+  ended: EndReason | null = null;
+  /** Every game it was in, for history. */
+  readonly games = new Set<string>();
+  actor!: ConnectionActor;
+  /** The `staleAt` last handed to the store (see `persist`). */
+  persistedStaleAt = 0;
+
+  constructor(
+    readonly connectionId: string,
+    readonly userId: string,
+    /** From the credentials of the socket attached last. */
+    public role: 'admin' | 'user',
+    readonly ip: string | null,
+    readonly userAgent: string | null,
+    /** `null` for a connection restored after a restart until its client resumes with the token. */
+    public resumeToken: string | null,
+    readonly resumeTokenHash: string,
+    socket: SocketLike | null,
+    context: ConnectionContext,
+  ) {
+    this.socket = socket;
+    this.context = context;
+    this.events.setMaxListeners(0);
+  }
+
+  get sessionState(): SessionState {
+    return this.state === 'expired' ? 'stale' : this.state;
+  }
+
+  /** A handle for a connection restored from the store; its socket is gone until it resumes. */
+  static fromRecord(record: RestorableRecord): ConnectionHandle {
+    const { context, value } = record.snapshot;
+    const handle = new ConnectionHandle(
+      record.connectionId,
+      record.userId,
+      'user',
+      record.ip,
+      record.userAgent,
+      null,
+      record.resumeTokenHash,
+      null,
+      context,
+    );
+    handle.state = value;
+    handle.opened = true;
+    handle.persistedStaleAt = context.staleAt;
+    if (context.gameId) handle.games.add(context.gameId);
+    return handle;
+  }
+
+  /** What the store keeps: the actor's persisted snapshot plus what the indexes need. */
+  toRecord(nodeId: string): ConnectionRecord {
+    const context = this.context;
+    return {
+      v: 1,
+      connectionId: this.connectionId,
+      userId: this.userId,
+      nodeId,
+      state: this.sessionState,
+      gameId: context.gameId,
+      lastSeen: context.lastSeen,
+      expiresAt: context.expiresAt,
+      resumeTokenHash: this.resumeTokenHash,
+      ip: this.ip,
+      userAgent: this.userAgent,
+      snapshot: this.actor.getPersistedSnapshot(),
+    };
+  }
+
+  /** `session.info` (CONTRACT §4). */
+  info(nodeId: string, heartbeatMs: number): SessionInfo {
+    const context = this.context;
+    return {
+      connectionId: this.connectionId,
+      userId: this.userId,
+      nodeId,
+      state: this.sessionState,
+      gameId: context.gameId,
+      connectedAt: new Date(context.connectedAt),
+      lastSeen: new Date(context.lastSeen),
+      heartbeatMs,
+      staleAt: new Date(context.staleAt),
+      expiresAt: context.expiresAt === null ? null : new Date(context.expiresAt),
+      resumeToken: this.resumeToken ?? '',
+      resumed: this.resumed,
+    };
+  }
+
+  /** A row of `admin.connections`. */
+  adminRow(nodeId: string): AdminConnection {
+    const context = this.context;
+    return {
+      connectionId: this.connectionId,
+      userId: this.userId,
+      nodeId,
+      state: this.sessionState,
+      gameId: context.gameId,
+      ip: this.ip,
+      userAgent: this.userAgent,
+      connectedAt: new Date(context.connectedAt),
+      lastSeen: new Date(context.lastSeen),
+      expiresAt: context.expiresAt === null ? null : new Date(context.expiresAt),
+    };
+  }
+}
