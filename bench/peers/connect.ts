@@ -17,7 +17,7 @@ export async function runConnect(options: ScenarioOptions): Promise<Section[]> {
     await withPeer(peer, async (server) => {
       const clients = await connectMany(peer, server, WARM, 'warm');
       try {
-        await sleep(1_000);
+        await sleep(options.quick ? 500 : 1_000);
         const baseline = server.rssBytes();
         const started = performance.now();
         clients.push(...(await connectMany(peer, server, count, 'idle')));
@@ -38,7 +38,7 @@ export async function runConnect(options: ScenarioOptions): Promise<Section[]> {
     {
       title: `Connect ${fmt(count)} clients`,
       method:
-        `Each peer its own child process (and its own redis-server where it uses Redis). After ${WARM} warm-up connections and 1 s, ` +
+        `Each peer its own child process (and its own redis-server where it uses Redis). After ${WARM} warm-up connections and 1 s (QUICK 0.5 s), ` +
         `${fmt(count)} clients connect, 50 at a time, each until it can make calls (bare ws: the server's \`ready\` message; Socket.IO: \`ready\` once the manager registered it in Redis; ` +
         'presenced: `connectionParams` + a `session.info` answer). RSS (VmRSS from /proc) 2 s after the last connect, minus the baseline, ÷ connections.',
       table: table(['peer', 'connections/s', 'baseline RSS (MB)', 'RSS KB per idle connection'], rows),

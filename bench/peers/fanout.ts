@@ -21,12 +21,14 @@ export async function fanoutLoad(peer: Peer, server: ServerProcess, joins: numbe
   const members = await connectMany(peer, server, MEMBERS, 'member');
   const joiners: PeerClient[] = [];
   try {
-    for (const member of members) {
-      await member.join(GAME);
-      await member.watch(GAME, (userId) => {
-        if (userId === expecting && ++seen === MEMBERS) allSeen?.();
-      });
-    }
+    await Promise.all(
+      members.map(async (member) => {
+        await member.join(GAME);
+        await member.watch(GAME, (userId) => {
+          if (userId === expecting && ++seen === MEMBERS) allSeen?.();
+        });
+      }),
+    );
     const times: number[] = [];
     for (let i = 0; i < joins; i++) {
       const userId = `joiner-${i}`;

@@ -71,7 +71,7 @@ export async function heartbeatLoad(
 
 export async function runHeartbeat(options: ScenarioOptions): Promise<Section[]> {
   const durationMs = options.quick ? 3_000 : 10_000;
-  const warmupMs = options.quick ? 1_000 : 2_000;
+  const warmupMs = options.quick ? 500 : 2_000;
   const rows: string[][] = [];
   for (const peer of peers) {
     await withPeer(peer, async (server, redis) => {
