@@ -250,3 +250,18 @@ export async function runScale(options: { quick: boolean; log: (line: string) =>
   }
   return sections;
 }
+
+/**
+ * The default layout (shards of 64), one run: connect cost near the last connect ÷ at the 1,000th.
+ * bench/peers reuses this measurement rather than repeating it.
+ */
+export async function measureDefaultConnectRatio(options: {
+  quick: boolean;
+  log: (line: string) => void;
+}): Promise<{ near: number; far: number; farK: number; connected: number }> {
+  const layout = layouts(options.quick).find((candidate) => candidate.isDefault);
+  if (!layout) throw new Error('no default layout');
+  const [run] = await runLayout({ ...layout, runs: 1, ends: 0 }, options.log);
+  if (!run) throw new Error('no connect-cost run');
+  return { near: run.near, far: run.far, farK: run.farK, connected: run.result.connected };
+}

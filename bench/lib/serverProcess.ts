@@ -20,7 +20,7 @@ export interface ServerProcess extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-function procCpuSeconds(pid: number): number {
+export function procCpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) is in parentheses and may contain spaces: count fields after it.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -29,7 +29,7 @@ function procCpuSeconds(pid: number): number {
   return (utime + stime) / clockTicks;
 }
 
-function procRssBytes(pid: number): number {
+export function procRssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
   if (!match?.[1]) throw new Error(`no VmRSS in /proc/${pid}/status`);
@@ -66,16 +66,27 @@ function waitForUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
   });
 }
 
+export interface ChildServerOptions {
+  /** The script, relative to the repository root. */
+  script: string;
+  args?: string[];
+  /** On top of this process's environment. */
+  env?: Record<string, string>;
+  /** Flags for node itself (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
+}
+
 /**
- * Starts `node --import tsx src/cli.ts serve` on a free loopback port (PORT=0) with `env` on top of
- * the defaults, and resolves once it prints where it listens.
+ * Starts `node --import tsx <script>` and resolves once it prints `listening on http://…`; its CPU
+ * and RSS are read from /proc, and it is stopped (SIGTERM, then SIGKILL) by its PID.
  */
-export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawnTsx('src/cli.ts', ['serve'], {
-    env: { ...process.env, NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+export async function startChildServer(options: ChildServerOptions): Promise<ServerProcess> {
+  const child = spawnTsx(options.script, options.args ?? [], {
+    env: { ...process.env, ...options.env },
+    nodeArgs: options.nodeArgs ?? [],
   });
   const pid = child.pid;
-  if (pid === undefined) throw new Error('could not start the server process');
+  if (pid === undefined) throw new Error(`could not start ${options.script}`);
   let url: string;
   try {
     url = await waitForUrl(child, 30_000);
@@ -98,4 +109,17 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     [Symbol.asyncDispose]: () => stopChild(child),
   };
   return server;
+}
+
+/**
+ * Starts `node --import tsx src/cli.ts serve` on a free loopback port (PORT=0) with `env` on top of
+ * the defaults, and resolves once it prints where it listens.
+ */
+export function startServerProcess(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<ServerProcess> {
+  return startChildServer({
+    script: 'src/cli.ts',
+    args: ['serve'],
+    env: { NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    nodeArgs,
+  });
 }
