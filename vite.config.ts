@@ -23,6 +23,18 @@ export default defineConfig({
           hookTimeout: 20_000,
         },
       },
+      {
+        test: {
+          // Paths generated from abstract models (xstate/graph), run against the real machines and a
+          // real server over WebSocket (and a real redis-server for restarts).
+          name: 'model',
+          include: ['test/model/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 20_000,
+          // Server paths mostly wait on real timers; a few at a time keeps the run short.
+          maxConcurrency: 4,
+        },
+      },
     ],
   },
 });

@@ -1,0 +1,146 @@
+import { expect } from 'vitest';
+import { createActor, SimulatedClock, type Actor, type ActorRefFrom, type AnyActorRef, type Snapshot } from 'xstate';
+import { connectionMachine, type ConnectionTiming } from '../../machines/connection.js';
+import { shardMachine } from '../../machines/shard.js';
+import { restoredSupervisorSnapshot, supervisorMachine } from '../../machines/supervisor.js';
+import { createTimerActions } from '../../machines/timers.js';
+import type { TransitionRecorder } from './coverage.js';
+import {
+  SHARD_CAPACITY,
+  type ShardModel,
+  type SupervisorModelEventType,
+  type SupervisorModelPath,
+  type SupervisorModelSnapshot,
+} from './supervisorModel.js';
+
+const T0 = 1_700_000_000_000;
+/** Connections never go stale here: the clock only moves across restarts, by far less than this. */
+const timing: ConnectionTiming = { staleMs: 3_600_000, expireMs: 3_600_000, inGameExpireMs: 3_600_000, warnMs: 0 };
+
+type ShardRef = ActorRefFrom<typeof shardMachine>;
+
+/** The shards of a supervisor snapshot, oldest first (`shard-<seq>`), as the abstract model counts them. */
+export function shardsOf(children: Record<string, AnyActorRef | undefined>) {
+  return Object.entries(children)
+    .filter((entry): entry is [string, ShardRef] => entry[1] !== undefined)
+    .sort(([a], [b]) => Number(a.slice('shard-'.length)) - Number(b.slice('shard-'.length)))
+    .map(([id, ref]) => {
+      const snapshot = ref.getSnapshot();
+      return { id, snapshot, connections: Object.keys(snapshot.children) };
+    });
+}
+
+/** The layout the abstract model predicts, read from real shards (each one's count checked against its children). */
+export function layoutOf(shards: ReturnType<typeof shardsOf>): ShardModel[] {
+  return shards.map(({ snapshot, connections }) => {
+    expect(snapshot.status).toBe('active');
+    expect(connections).toHaveLength(snapshot.context.live);
+    return { spawned: snapshot.context.spawned, live: snapshot.context.live, sealed: snapshot.value === 'sealed' };
+  });
+}
+
+/**
+ * Runs paths of the abstract supervisor model against the real `supervisorMachine` with real shards
+ * and connection machines (timers on a `SimulatedClock`). One driver per path.
+ */
+export function supervisorMachineDriver(recorder: TransitionRecorder) {
+  let clock = new SimulatedClock();
+  clock.set(T0);
+  let timers = createTimerActions(clock);
+  const logic = () =>
+    supervisorMachine.provide({
+      actors: {
+        shard: shardMachine.provide({
+          actors: { connection: connectionMachine.provide({ actions: timers.actions }) },
+        }),
+      },
+    });
+  type SupervisorActor = Actor<ReturnType<typeof logic>>;
+  const create = (snapshot?: Snapshot<unknown>): SupervisorActor =>
+    createActor(logic(), {
+      clock,
+      inspect: recorder.inspect,
+      input: { shardCapacity: SHARD_CAPACITY },
+      ...(snapshot ? { snapshot } : {}),
+    }).start();
+  let supervisor = create();
+  let seq = 0;
+  let previous: SupervisorModelSnapshot | undefined;
+
+  const shards = () => shardsOf(supervisor.getSnapshot().children as Record<string, AnyActorRef | undefined>);
+  const connection = (id: string) => supervisor.system.get(id) as ActorRefFrom<typeof connectionMachine> | undefined;
+  const liveConnections = () => shards().flatMap((shard) => shard.connections);
+
+  const events: Record<SupervisorModelEventType, (step: { state: SupervisorModelSnapshot }) => void> = {
+    READY: () => supervisor.send({ type: 'READY' }),
+    DRAIN: () => supervisor.send({ type: 'DRAIN' }),
+    STOP: () => supervisor.send({ type: 'STOP' }),
+    CONNECT: () => {
+      const connectionId = `c${seq++}`;
+      supervisor.send({ type: 'CONNECT', input: { connectionId, userId: connectionId, at: clock.now(), timing } });
+      // Spawned only while running.
+      if (previous?.value === 'running')
+        expect(connection(connectionId)?.getSnapshot()).toMatchObject({ value: 'connected' });
+      else expect(connection(connectionId)).toBeUndefined();
+    },
+    END: () => {
+      const id = shards().find((shard) => shard.connections.length > 0)?.connections[0];
+      if (id === undefined) throw new Error('no live connection to end');
+      connection(id)?.send({ type: 'END', reason: 'left', at: clock.now() });
+      // The shard stopped it: nothing done is left behind.
+      expect(connection(id)).toBeUndefined();
+    },
+    RESTART: () => {
+      // What survives a crash: each connection's own persisted snapshot, through JSON as in a store.
+      const persisted = liveConnections().map((connectionId) => ({
+        connectionId,
+        snapshot: JSON.parse(JSON.stringify(connection(connectionId)?.getPersistedSnapshot())) as unknown,
+      }));
+      const lostAt = clock.now();
+      supervisor.stop();
+      timers.dispose();
+      clock = new SimulatedClock();
+      clock.set(lostAt + 1_000);
+      timers = createTimerActions(clock);
+      // As the server does (src/connections.ts `start`): a tree assembled from the connections.
+      supervisor = create(persisted.length > 0 ? restoredSupervisorSnapshot(persisted, SHARD_CAPACITY) : undefined);
+      for (const { connectionId } of persisted) {
+        const actor = connection(connectionId);
+        expect(actor).toBeDefined();
+        actor?.send({ type: 'RESTORED', at: clock.now(), lostAt });
+        expect(actor?.getSnapshot()).toMatchObject({ value: 'stale', status: 'active' });
+      }
+    },
+  };
+
+  function checkState(state: SupervisorModelSnapshot) {
+    const snapshot = supervisor.getSnapshot();
+    if (state.value === 'stopped') {
+      expect(snapshot.status).toBe('done');
+      expect(snapshot.value).toBe('stopped');
+    } else {
+      expect(snapshot.status).toBe('active');
+      expect(snapshot.value).toBe(state.value);
+      expect(layoutOf(shards())).toEqual(state.context.shards);
+      for (const id of liveConnections()) expect(connection(id)?.getSnapshot().status).toBe('active');
+    }
+    previous = state;
+  }
+
+  return {
+    params: { events, states: { '*': checkState } },
+    stop() {
+      supervisor.stop();
+      timers.dispose();
+    },
+  };
+}
+
+export async function runSupervisorOnMachine(path: SupervisorModelPath, recorder: TransitionRecorder) {
+  const driver = supervisorMachineDriver(recorder);
+  try {
+    await path.test(driver.params);
+  } finally {
+    driver.stop();
+  }
+}
