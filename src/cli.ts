@@ -26,15 +26,8 @@ async function serve() {
   }
   const { production: _production, ...options } = config;
   const server = createPresenceServer(options);
-  const { url, wsUrl } = await server.listen();
-  const how =
-    config.auth === 'dev'
-      ? `connectionParams { userId: 'alice' } (dev auth)`
-      : `connectionParams { token: '<jwt>' } (jwt auth; npx presenced token --user alice)`;
-  process.stdout.write(
-    `presenced ${server.nodeId} listening on ${url} (store: ${server.services.store.kind})\n` +
-      `  connect a client to ${wsUrl} with ${how}\n  health: ${url}/health\n`,
-  );
+  // Signals are handled from the start: a SIGTERM while restoring (Redis unreachable, say) still
+  // drains and exits 0.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -51,6 +44,23 @@ async function serve() {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  let listening;
+  try {
+    listening = await server.listen();
+  } catch (error) {
+    // close() during the restore makes listen() give up; the stop above exits.
+    if (stopping) return;
+    throw error;
+  }
+  const { url, wsUrl } = listening;
+  const how =
+    config.auth === 'dev'
+      ? `connectionParams { userId: 'alice' } (dev auth)`
+      : `connectionParams { token: '<jwt>' } (jwt auth; npx presenced token --user alice)`;
+  process.stdout.write(
+    `presenced ${server.nodeId} listening on ${url} (store: ${server.services.store.kind})\n` +
+      `  connect a client to ${wsUrl} with ${how}\n  health: ${url}/health\n`,
+  );
 }
 
 async function token(args: string[]) {

@@ -16,13 +16,7 @@ import type { ResolvedConfig } from './config.js';
 import { PresenceError } from './errors.js';
 import type { LifecycleEvent, PresenceHooks } from './hooks.js';
 import type { PresenceIndex } from './presence.js';
-import {
-  CloseCode,
-  type AdminConnection,
-  type Member,
-  type SessionEvent,
-  type SessionInfo,
-} from './protocol.js';
+import { CloseCode, type AdminConnection, type Member, type SessionEvent, type SessionInfo } from './protocol.js';
 import type { PresenceStore } from './store/types.js';
 import {
   closeCodeFor,
@@ -126,7 +120,8 @@ export function createConnections(options: ConnectionsOptions) {
         ip: handle.ip,
         userAgent: handle.userAgent,
         connectedAt: context.connectedAt,
-        endedAt: now,
+        // Node may fire a timer a millisecond before Date.now() reaches its deadline.
+        endedAt: reason === 'expired' && context.expiresAt !== null ? Math.max(now, context.expiresAt) : now,
         reason,
         games: [...handle.games],
       })
@@ -205,6 +200,8 @@ export function createConnections(options: ConnectionsOptions) {
   });
   const shardCapacity = options.shardCapacity ?? 64;
   let supervisor: Actor<typeof supervisorLogic> | null = null;
+  /** SIGTERM came before the restore was done: the supervisor starts straight into `draining`. */
+  let draining = false;
 
   function running(): Actor<typeof supervisorLogic> {
     if (!supervisor?.getSnapshot().matches('running')) {
@@ -254,7 +251,7 @@ export function createConnections(options: ConnectionsOptions) {
         byToken.set(handle.resumeTokenHash, handle.connectionId);
       }
       supervisor.start();
-      supervisor.send({ type: 'READY' });
+      supervisor.send({ type: draining ? 'DRAIN' : 'READY' });
       const at = clock.now();
       for (const handle of restored) {
         const actor = supervisor.system.get(handle.connectionId) as ConnectionActor | undefined;
@@ -394,6 +391,7 @@ export function createConnections(options: ConnectionsOptions) {
      * this moment and a restart keeps exactly the grace period they had left.
      */
     drain() {
+      draining = true;
       supervisor?.send({ type: 'DRAIN' });
       const at = clock.now();
       for (const handle of handles.values()) {

@@ -85,6 +85,8 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
   });
   const services: Services = { config, connections, presence, store, clock };
   let state: 'starting' | 'serving' | 'draining' | 'closed' = 'starting';
+  // A function, so TypeScript does not narrow `state` across the awaits where close() can change it.
+  const closed = () => state === 'closed';
 
   const http = createServer(createHttpHandler({ services, ready: () => state === 'serving' }));
   const transport = attachTransport({
@@ -113,6 +115,8 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
       }
     }
+    // Closed while reading: start nothing on a closed server.
+    if (closed()) return;
     const { records, skipped, lastAlive } = loaded;
     for (const { key, reason } of skipped) logger.warn({ key, reason }, 'skipped a stored connection');
     const restored = connections.start(records as RestorableRecord[], lastAlive ?? clock.now());
@@ -148,7 +152,11 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       flusher = setInterval(() => void flush(), flushIntervalMs);
       flusher.unref();
       await restore();
-      if (state === 'starting') state = 'serving';
+      if (closed()) throw new Error('presenced was closed while it was starting');
+      if (state === 'starting') {
+        state = 'serving';
+        transport.startAccepting();
+      }
       const { port } = http.address() as AddressInfo;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       return { host: config.host, port, url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}${TRPC_PATH}` };

@@ -50,7 +50,10 @@ function guardBackpressure(ws: WebSocket, limit: number, onCut: () => void) {
 export function attachTransport(options: TransportOptions) {
   const { server, router, services, authenticate, logger, hooks } = options;
   const { config, connections, clock } = services;
-  let accepting = true;
+  // Closed until the restore is done (`startAccepting`): a socket accepted while restoring could only
+  // refuse every call, and a reconnecting client's re-sent subscriptions would end with that error
+  // instead of resuming. Refused upgrades make clients retry until the node is ready.
+  let accepting = false;
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes });
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -144,6 +147,11 @@ export function attachTransport(options: TransportOptions) {
 
   return {
     wss,
+    /** Stop accepting new sockets (SIGTERM). */
+    /** The restore is done: accept sockets. */
+    startAccepting() {
+      accepting = true;
+    },
     /** Stop accepting new sockets (SIGTERM). */
     stopAccepting() {
       accepting = false;
