@@ -232,13 +232,14 @@ export function createConnections(options: ConnectionsOptions) {
      */
     start(records: RestorableRecord[] = [], lostAt = clock.now()) {
       const snapshot = records.length > 0 ? restoredSupervisorSnapshot(records, shardCapacity) : undefined;
-      supervisor = createActor(supervisorLogic, {
+      const root = createActor(supervisorLogic, {
         clock,
         input: { shardCapacity },
         ...(snapshot ? { snapshot } : {}),
         ...(options.inspect ? { inspect: options.inspect } : {}),
       });
-      supervisor.subscribe({
+      supervisor = root;
+      root.subscribe({
         error: (error) =>
           safely('supervisor', () => {
             throw error;
@@ -250,19 +251,21 @@ export function createConnections(options: ConnectionsOptions) {
         handles.set(handle.connectionId, handle);
         byToken.set(handle.resumeTokenHash, handle.connectionId);
       }
-      supervisor.start();
-      supervisor.send({ type: draining ? 'DRAIN' : 'READY' });
+      root.start();
+      root.send({ type: draining ? 'DRAIN' : 'READY' });
       const at = clock.now();
-      for (const handle of restored) {
-        const actor = supervisor.system.get(handle.connectionId) as ConnectionActor | undefined;
-        if (!actor) {
-          handles.delete(handle.connectionId);
-          logger.warn({ connectionId: handle.connectionId }, 'a restored connection has no actor');
-          continue;
+      presence.quietly(() => {
+        for (const handle of restored) {
+          const actor = root.system.get(handle.connectionId) as ConnectionActor | undefined;
+          if (!actor) {
+            handles.delete(handle.connectionId);
+            logger.warn({ connectionId: handle.connectionId }, 'a restored connection has no actor');
+            continue;
+          }
+          handle.actor = actor;
+          actor.send({ type: 'RESTORED', at, lostAt: Math.min(lostAt, at) });
         }
-        handle.actor = actor;
-        actor.send({ type: 'RESTORED', at, lostAt: Math.min(lostAt, at) });
-      }
+      });
       return restored.length;
     },
 

@@ -82,6 +82,8 @@ export class PresenceIndex {
   private readonly counts: StateCounts = { connected: 0, inGame: 0, stale: 0 };
   private readonly retain: number;
   private seq = 0;
+  /** While set, games publish no events (see `quietly`). */
+  private quiet = false;
   /**
    * Ids are `<process epoch>-<sequence>`, fixed width, so they increase as strings within and across
    * restarts. A bare counter would start again at 1 after a restart, and a client re-subscribing with
@@ -126,6 +128,20 @@ export class PresenceIndex {
     if (previous.gameId) this.leaveGame(previous, reason);
     this.updateUser(previous.userId, (connections) => connections.delete(connectionId));
     this.emitter.emit('stats');
+  }
+
+  /**
+   * Runs `fn` without publishing game events: for a restore, before the node accepts any socket, when
+   * no subscriber can exist to miss them (and a re-subscriber from before a restart gets a `sync`
+   * anyway). Members, counts and user presence are updated as usual.
+   */
+  quietly(fn: () => void): void {
+    this.quiet = true;
+    try {
+      fn();
+    } finally {
+      this.quiet = false;
+    }
   }
 
   members(gameId: string): Member[] {
@@ -238,6 +254,7 @@ export class PresenceIndex {
   }
 
   private publish(gameId: string, event: PresenceEvent) {
+    if (this.quiet) return;
     const game = this.game(gameId);
     const tracked = { id: this.idOf(++this.seq), event };
     game.log.push(tracked);
