@@ -1,6 +1,6 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { spawnTsx, stopChild } from './children.js';
+import { spawnTsx, stopChild, type ChildExit } from './children.js';
 
 /** Clock ticks per second of `/proc/<pid>/stat` times (100 on every Linux we run on, but ask). */
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -17,10 +17,38 @@ export interface ServerProcess extends AsyncDisposable {
   rssBytes(): number;
   /** `GET /health`'s connection count. */
   connections(): Promise<number>;
-  stop(): Promise<void>;
+  /** Every pino line the server printed so far (JSON lines on stdout), oldest first. */
+  readonly logs: LogLine[];
+  /** SIGTERM (the server drains and flushes), SIGKILL after `graceMs`; resolves with how it exited. */
+  stop(graceMs?: number): Promise<ChildExit>;
 }
 
-function procCpuSeconds(pid: number): number {
+/** One pino line of the server's stdout. */
+export interface LogLine {
+  level: number;
+  time: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** Collects the server's pino lines (its other lines are plain text) and keeps the pipe drained. */
+export function collectLogs(child: ChildProcess, logs: LogLine[]): void {
+  let partial = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.startsWith('{')) continue;
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        // Not a log line after all.
+      }
+    }
+  });
+}
+
+export function procCpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) is in parentheses and may contain spaces: count fields after it.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -29,7 +57,7 @@ function procCpuSeconds(pid: number): number {
   return (utime + stime) / clockTicks;
 }
 
-function procRssBytes(pid: number): number {
+export function procRssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
   if (!match?.[1]) throw new Error(`no VmRSS in /proc/${pid}/status`);
@@ -71,11 +99,11 @@ function waitForUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
  * the defaults, and resolves once it prints where it listens.
  */
 export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawnTsx('src/cli.ts', ['serve'], {
-    env: { ...process.env, NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
-  });
+  const child = spawnServer(env);
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not start the server process');
+  const logs: LogLine[] = [];
+  collectLogs(child, logs);
   let url: string;
   try {
     url = await waitForUrl(child, 30_000);
@@ -94,8 +122,16 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
       const body = (await response.json()) as { connections: number };
       return body.connections;
     },
-    stop: () => stopChild(child),
-    [Symbol.asyncDispose]: () => stopChild(child),
+    logs,
+    stop: (graceMs) => stopChild(child, graceMs),
+    [Symbol.asyncDispose]: async () => void (await stopChild(child)),
   };
   return server;
+}
+
+/** `node --import tsx src/cli.ts serve` with `env` on top of the defaults (PORT=0, loopback, warn). */
+export function spawnServer(env: Record<string, string> = {}): ChildProcess {
+  return spawnTsx('src/cli.ts', ['serve'], {
+    env: { ...process.env, NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+  });
 }
