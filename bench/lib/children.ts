@@ -5,8 +5,17 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
  * ends, however it ends (normal exit, an exception, Ctrl-C).
  */
 const live = new Set<ChildProcess>();
+/** Processes started by a helper that does not hand out its ChildProcess (redis-server): by PID. */
+const livePids = new Set<number>();
 
 function killAll(signal: NodeJS.Signals) {
+  for (const pid of livePids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
   for (const child of live) {
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       try {
@@ -39,17 +48,41 @@ export function spawnTsx(script: string, args: string[], options: SpawnOptions &
   return child;
 }
 
-/** Resolves when the child has exited; SIGTERM first, SIGKILL after `graceMs`. */
-export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+/**
+ * Set by `runJsonWorker` for its workers: a worker tells its parent about the PIDs it tracks (on
+ * stderr, `bench-pid +N` / `bench-pid -N`), so they are killed even if the worker is SIGKILLed.
+ */
+const reportPids = process.env['BENCH_REPORT_PIDS'] === '1';
+
+/** Killed by PID when the benchmark ends, like the children spawned here; `untrackPid` once it is gone. */
+export function trackPid(pid: number): void {
+  livePids.add(pid);
+  if (reportPids) process.stderr.write(`bench-pid +${pid}\n`);
+}
+
+export function untrackPid(pid: number): void {
+  livePids.delete(pid);
+  if (reportPids) process.stderr.write(`bench-pid -${pid}\n`);
+}
+
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Resolves when the child has exited, with how; SIGTERM first, SIGKILL after `graceMs`. */
+export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<ChildExit> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined)
+    return { code: child.exitCode, signal: child.signalCode };
+  const exited = new Promise<ChildExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   process.kill(child.pid, 'SIGTERM');
   const timer = setTimeout(() => {
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
       process.kill(child.pid, 'SIGKILL');
   }, graceMs);
-  await exited;
+  const exit = await exited;
   clearTimeout(timer);
+  return exit;
 }
 
 export const repoRoot = new URL('../../', import.meta.url).pathname;

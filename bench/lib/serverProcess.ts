@@ -1,6 +1,6 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { spawnTsx, stopChild } from './children.js';
+import { spawnTsx, stopChild, type ChildExit } from './children.js';
 
 /** Clock ticks per second of `/proc/<pid>/stat` times (100 on every Linux we run on, but ask). */
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -17,7 +17,35 @@ export interface ServerProcess extends AsyncDisposable {
   rssBytes(): number;
   /** `GET /health`'s connection count. */
   connections(): Promise<number>;
-  stop(): Promise<void>;
+  /** Every pino line the server printed so far (JSON lines on stdout), oldest first. */
+  readonly logs: LogLine[];
+  /** SIGTERM (the server drains and flushes), SIGKILL after `graceMs`; resolves with how it exited. */
+  stop(graceMs?: number): Promise<ChildExit>;
+}
+
+/** One pino line of the server's stdout. */
+export interface LogLine {
+  level: number;
+  time: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** Collects the server's pino lines (its other lines are plain text) and keeps the pipe drained. */
+export function collectLogs(child: ChildProcess, logs: LogLine[]): void {
+  let partial = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.startsWith('{')) continue;
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        // Not a log line after all.
+      }
+    }
+  });
 }
 
 export function procCpuSeconds(pid: number): number {
@@ -87,6 +115,8 @@ export async function startChildServer(options: ChildServerOptions): Promise<Ser
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start ${options.script}`);
+  const logs: LogLine[] = [];
+  collectLogs(child, logs);
   let url: string;
   try {
     url = await waitForUrl(child, 30_000);
@@ -105,8 +135,9 @@ export async function startChildServer(options: ChildServerOptions): Promise<Ser
       const body = (await response.json()) as { connections: number };
       return body.connections;
     },
-    stop: () => stopChild(child),
-    [Symbol.asyncDispose]: () => stopChild(child),
+    logs,
+    stop: (graceMs) => stopChild(child, graceMs),
+    [Symbol.asyncDispose]: async () => void (await stopChild(child)),
   };
   return server;
 }
@@ -121,5 +152,12 @@ export function startServerProcess(env: Record<string, string> = {}, nodeArgs: s
     args: ['serve'],
     env: { NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     nodeArgs,
+  });
+}
+
+/** `node --import tsx src/cli.ts serve` with `env` on top of the defaults (PORT=0, loopback, warn). */
+export function spawnServer(env: Record<string, string> = {}): ChildProcess {
+  return spawnTsx('src/cli.ts', ['serve'], {
+    env: { ...process.env, NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
   });
 }
