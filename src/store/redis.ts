@@ -65,7 +65,10 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
   let up = false;
   let everUp = false;
   let flushing: Promise<FlushResult> | null = null;
-  let lastTtlRefresh = 0;
+  // The first refresh comes 10 s after start, not in the first flush: right after a restore that flush
+  // already rewrites every record, and refreshing every set too (50k sets: 48k EXPIREs) held up
+  // readiness. The previous process refreshed them within the last third of the TTL anyway.
+  let lastTtlRefresh = Date.now() - ttlMs / 3 + 10_000;
   let closed = false;
 
   // Deliberate settings (NOTES.md: the defaults made a queued command fail only after 73 s):
