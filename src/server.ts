@@ -149,10 +149,13 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       if (config.auth === 'dev') {
         logger.warn('dev auth: connectionParams.userId is trusted as is; set PRESENCED_JWT_SECRET for jwt auth');
       }
-      flusher = setInterval(() => void flush(), flushIntervalMs);
-      flusher.unref();
       await restore();
       if (closed()) throw new Error('presenced was closed while it was starting');
+      // Only after the restore: a flush writes this node's `:alive` time, and one landing before the
+      // restore read it would move the moment a crashed process was last alive forward, extending the
+      // grace period of every connection that was live at the crash.
+      flusher = setInterval(() => void flush(), flushIntervalMs);
+      flusher.unref();
       if (state === 'starting') {
         state = 'serving';
         transport.startAccepting();
