@@ -1,8 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseConnectionRecord, parseHistoryRecord } from './record.js';
-import type { ConnectionRecord, FlushResult, HistoryRecord, LoadResult, PresenceStore } from './types.js';
-import { WriteBehind, type Mark } from './writeBehind.js';
+import type { FlushResult, HistoryRecord, LoadResult, PresenceStore } from './types.js';
+import { WriteBehind } from './writeBehind.js';
 
 export interface RedisStoreOptions {
   /** `redis://…` */
@@ -60,8 +60,13 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
   const queue = new WriteBehind();
   const written = new Map<string, Written>();
   const reconnectListeners: (() => void)[] = [];
-  /** History that could not be written while Redis was down: the next flush that succeeds appends it. */
+  /**
+   * Ended connections not yet in Redis, oldest first: history goes out with the next flush, in its
+   * pipeline, like everything else (and stays here, bounded, while Redis is down).
+   */
   let unwrittenHistory: HistoryRecord[] = [];
+  /** Taken by the flush under way and not confirmed yet: still served by `history`. */
+  let writingHistory: HistoryRecord[] = [];
   let up = false;
   let everUp = false;
   let flushing: Promise<FlushResult> | null = null;
@@ -145,7 +150,7 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     const removed: string[] = [];
     const nextWritten = new Map<string, Written | null>();
     for (const [id, mark] of taken) {
-      const record = readMark(mark);
+      const record = mark ? mark() : null;
       const next = record ? { userId: record.userId, gameId: record.gameId, confirmed: true } : null;
       indexChanges(pipeline, id, next);
       nextWritten.set(id, next);
@@ -163,6 +168,7 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     if (now - lastTtlRefresh > ttlMs / 3) refreshTtls(pipeline, nextWritten);
     const history = unwrittenHistory;
     unwrittenHistory = [];
+    writingHistory = history;
     for (const record of history) pipeline.zadd(keys.history, record.endedAt, JSON.stringify(record));
     if (history.length > 0) pipeline.zremrangebyrank(keys.history, 0, -historyLimit - 1);
     try {
@@ -172,19 +178,17 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     } catch (error) {
       queue.restore(taken);
       unwrittenHistory = [...history, ...unwrittenHistory].slice(-historyLimit);
+      writingHistory = [];
       markDown(error instanceof Error ? error.message : 'write failed');
       return { written: 0, removed: 0 };
     }
+    writingHistory = [];
     if (now - lastTtlRefresh > ttlMs / 3) lastTtlRefresh = now;
     for (const [id, next] of nextWritten) {
       if (next) written.set(id, next);
       else written.delete(id);
     }
     return result;
-  }
-
-  function readMark(mark: Mark): ConnectionRecord | null {
-    return mark ? mark() : null;
   }
 
   function refreshTtls(pipeline: ReturnType<Redis['pipeline']>, pending: Map<string, Written | null>) {
@@ -264,26 +268,27 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     connectionsOfUser: (userId) => redis.smembers(keys.user(userId)),
     connectionsOfGame: (gameId) => redis.smembers(keys.game(gameId)),
 
-    async appendHistory(record) {
-      try {
-        const replies = await redis
-          .pipeline()
-          .zadd(keys.history, record.endedAt, JSON.stringify(record))
-          .zremrangebyrank(keys.history, 0, -historyLimit - 1)
-          .exec();
-        const failed = replies?.find(([error]) => error);
-        if (failed?.[0]) throw failed[0];
-      } catch {
-        // Redis is away: keep it (bounded) for the next flush rather than lose it (CONTRACT §6).
-        unwrittenHistory = [...unwrittenHistory, record].slice(-historyLimit);
-      }
+    appendHistory(record) {
+      unwrittenHistory.push(record);
+      if (unwrittenHistory.length > historyLimit) unwrittenHistory.shift();
+      return Promise.resolve();
     },
 
     async history({ userId, limit }) {
+      // Newest first: what no flush has confirmed yet (taken before the read, which a flush finishing
+      // meanwhile may already include: hence the ids), then what Redis holds.
+      const pending = [...writingHistory, ...unwrittenHistory].reverse();
+      const seen = new Set(pending.map((record) => record.connectionId));
+      const stored = await redis.zrevrange(keys.history, 0, historyLimit - 1);
       const out: HistoryRecord[] = [];
-      for (const text of await redis.zrevrange(keys.history, 0, historyLimit - 1)) {
+      for (const record of pending) {
+        if (userId !== undefined && record.userId !== userId) continue;
+        out.push(record);
+        if (out.length >= limit) return out;
+      }
+      for (const text of stored) {
         const parsed = parseHistoryRecord(text);
-        if (!parsed.ok) continue;
+        if (!parsed.ok || seen.has(parsed.value.connectionId)) continue;
         if (userId !== undefined && parsed.value.userId !== userId) continue;
         out.push(parsed.value);
         if (out.length >= limit) break;

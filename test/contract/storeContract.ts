@@ -207,8 +207,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
 
     it('another store on the same namespace sees what was flushed', async () => {
       store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      await store.appendHistory(ended('c0', 'alice', 1_700_000_000_000));
       await store.flush();
       const other = await fixture.reopen();
+      expect((await other.history({ limit: 10 })).map((h) => h.connectionId)).toEqual(['c0']);
       expect(await loaded(other, 'c1')).toEqual(record({ connectionId: 'c1', gameId: 'g1' }));
       expect(await other.connectionsOfGame('g1')).toEqual(['c1']);
     });
