@@ -4,10 +4,9 @@
  * process, each running a closed loop (next call as soon as the previous one is answered).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WebSocket } from 'ws';
-import { createPresenceClient, type PresenceClient, type WebSocketConstructor } from '../src/client/index.js';
+import type { PresenceClient } from '../src/client/index.js';
 import { table, verdict, type Section } from './lib/markdown.js';
-import { inBatches } from './lib/rawSession.js';
+import { openTypedClients } from './lib/typedClients.js';
 import { startServerProcess } from './lib/serverProcess.js';
 import { fmt, quantile } from './lib/stats.js';
 
@@ -53,16 +52,7 @@ export async function runHeartbeat(options: { quick: boolean; log: (line: string
   await using server = await startServerProcess({ PRESENCED_RATE_LIMIT: '1000000' });
   const clients: PresenceClient[] = [];
   try {
-    await inBatches(CLIENTS, 50, async (i) => {
-      const client = createPresenceClient({
-        url: server.wsUrl,
-        userId: `heartbeat-${i}`,
-        WebSocket: WebSocket as unknown as WebSocketConstructor,
-        heartbeat: false,
-      });
-      clients.push(client);
-      await client.ready;
-    });
+    await openTypedClients(server.wsUrl, CLIENTS, 'heartbeat', clients);
     options.log(`  ${clients.length} typed clients ready (server pid ${server.pid}); warming up ${warmupMs} ms`);
     await phase(clients, warmupMs, () => undefined);
 

@@ -5,10 +5,9 @@
  */
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WebSocket } from 'ws';
-import { createPresenceClient, type PresenceClient, type WebSocketConstructor } from '../src/client/index.js';
+import type { PresenceClient } from '../src/client/index.js';
 import { table, type Section } from './lib/markdown.js';
-import { inBatches } from './lib/rawSession.js';
+import { openTypedClients } from './lib/typedClients.js';
 import { startServerProcess } from './lib/serverProcess.js';
 import { fmt } from './lib/stats.js';
 import { freePort } from '../test/support/redis.js';
@@ -34,16 +33,7 @@ async function measure(env: Record<string, string>, load: Load, ms: number) {
   await using server = await startServerProcess({ PRESENCED_RATE_LIMIT: '1000000', ...env });
   const clients: PresenceClient[] = [];
   try {
-    await inBatches(CLIENTS, 50, async (i) => {
-      const client = createPresenceClient({
-        url: server.wsUrl,
-        userId: `inspect-${i}`,
-        WebSocket: WebSocket as unknown as WebSocketConstructor,
-        heartbeat: false,
-      });
-      clients.push(client);
-      await client.ready;
-    });
+    await openTypedClients(server.wsUrl, CLIENTS, 'inspect', clients);
     const run = async (duration: number) => {
       let done = 0;
       const until = performance.now() + duration;

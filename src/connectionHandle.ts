@@ -106,20 +106,27 @@ export class ConnectionHandle {
     };
   }
 
-  /** `session.info` (CONTRACT §4). */
-  info(nodeId: string, heartbeatMs: number): SessionInfo {
-    const context = this.context;
+  /** What `session.info` and `admin.connections` both show, Dates as Dates. */
+  private view(nodeId: string) {
+    const { gameId, connectedAt, lastSeen, expiresAt } = this.context;
     return {
       connectionId: this.connectionId,
       userId: this.userId,
       nodeId,
       state: this.sessionState,
-      gameId: context.gameId,
-      connectedAt: new Date(context.connectedAt),
-      lastSeen: new Date(context.lastSeen),
+      gameId,
+      connectedAt: new Date(connectedAt),
+      lastSeen: new Date(lastSeen),
+      expiresAt: expiresAt === null ? null : new Date(expiresAt),
+    };
+  }
+
+  /** `session.info` (CONTRACT §4). */
+  info(nodeId: string, heartbeatMs: number): SessionInfo {
+    return {
+      ...this.view(nodeId),
       heartbeatMs,
-      staleAt: new Date(context.staleAt),
-      expiresAt: context.expiresAt === null ? null : new Date(context.expiresAt),
+      staleAt: new Date(this.context.staleAt),
       resumeToken: this.resumeToken ?? '',
       resumed: this.resumed,
     };
@@ -127,18 +134,6 @@ export class ConnectionHandle {
 
   /** A row of `admin.connections`. */
   adminRow(nodeId: string): AdminConnection {
-    const context = this.context;
-    return {
-      connectionId: this.connectionId,
-      userId: this.userId,
-      nodeId,
-      state: this.sessionState,
-      gameId: context.gameId,
-      ip: this.ip,
-      userAgent: this.userAgent,
-      connectedAt: new Date(context.connectedAt),
-      lastSeen: new Date(context.lastSeen),
-      expiresAt: context.expiresAt === null ? null : new Date(context.expiresAt),
-    };
+    return { ...this.view(nodeId), ip: this.ip, userAgent: this.userAgent };
   }
 }
