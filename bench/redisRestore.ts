@@ -295,7 +295,7 @@ function report(runs: RestoreRun[], quick: boolean): Section[] {
         `Fill: \`presenced serve\` (child, REDIS_URL, its own prefix and PRESENCED_NODE_ID, PRESENCED_EXPIRE_MS=3600000) takes N raw sessions (${CONCURRENCY} opening at a time), every other one joins a game of ${GAME_SIZE} (its first call), the others call \`session.info\`; ` +
         `all but the last ${fmt(LIVE_AT_SIGTERM)} then drop their socket (terminate: stale, resumable), then SIGTERM: the server drains (closing the live ones with 1012), flushes and must exit 0. ` +
         'Restore: a new process with the same PRESENCED_NODE_ID on a known free port, LOG_LEVEL=info; `/health/ready` is polled every 10 ms from spawn. ' +
-        '"restore (log ms)" is the `ms` field of the server\'s own `restored connections` line (from reading Redis to the supervisor holding every connection); "spawn → ready" adds the process start (Node + tsx loading the sources), opening Redis and listening.',
+        '"restore (log ms)" is the `ms` field of the server\'s own `restored connections` line (from reading Redis to every connection being back: validated, in presence, its timer armed, its sealed shard in the supervisor; actors are spawned when a connection is woken); "spawn → ready" adds the process start (Node + tsx loading the sources), opening Redis and listening.',
       table: table(
         [
           'connections (N)',

@@ -1,4 +1,4 @@
-import { assign, enqueueActions, setup } from 'xstate';
+import { assign, enqueueActions, setup, type AnyStateMachine, type Snapshot } from 'xstate';
 import type { TimerName } from './timers.js';
 
 /** Why a session ended. `expired` is the only one the machine decides by itself. */
@@ -124,6 +124,60 @@ export function initialContext(input: ConnectionInput): ConnectionContext {
   };
 }
 
+/**
+ * The context of a connection brought back after a restart: its socket is gone since `lostAt` (or
+ * since it went stale, if that was earlier, so a restart never extends a grace period), and it
+ * expires on its original deadline. What `RESTORED` assigns, and what a restored connection that has
+ * no actor yet reports (src/connections.ts).
+ */
+export function restoredContext(context: ConnectionContext, lostAt: number): ConnectionContext {
+  const staleSince = context.staleSince ?? Math.min(lostAt, context.staleAt);
+  return { ...context, socket: false, staleSince, expiresAt: expiryOf(context, staleSince) };
+}
+
+/** `getPersistedSnapshot()` of a live connection actor, as the store keeps it. */
+export interface PersistedConnection {
+  status: 'active';
+  value: Exclude<ConnectionState, 'expired'>;
+  historyValue: Record<string, never>;
+  context: ConnectionContext;
+  children: Record<string, never>;
+}
+
+/**
+ * The snapshot a persisted connection has once it has taken `RESTORED` with this `lostAt`: `stale`,
+ * with `restoredContext`. Starting an actor from it and sending `RESTORED` gives the same snapshot
+ * again (the event only re-arms the timers, which are not part of a snapshot).
+ */
+export function restoredSnapshot(persisted: PersistedConnection, lostAt: number): PersistedConnection {
+  return { ...persisted, value: 'stale', context: restoredContext(persisted.context, lostAt) };
+}
+
+/** What a connection actor is spawned with when it starts from a snapshot instead of fresh. */
+export interface WakeInput {
+  snapshot: PersistedConnection;
+}
+
+/**
+ * `logic`, except that spawning it with a `WakeInput` starts the actor from that snapshot. XState's
+ * `spawn` takes an input but no snapshot, and a restored connection is spawned into its shard only
+ * when something happens to it (src/connections.ts, `wake`).
+ */
+export function wakeable<T extends AnyStateMachine>(logic: T): T {
+  return Object.create(logic, {
+    getInitialSnapshot: {
+      value: (scope: Parameters<T['getInitialSnapshot']>[0], input: unknown): Snapshot<unknown> =>
+        isWakeInput(input)
+          ? logic.restoreSnapshot({ ...input.snapshot, output: undefined, error: undefined }, scope)
+          : logic.getInitialSnapshot(scope, input),
+    },
+  }) as T;
+}
+
+function isWakeInput(input: unknown): input is WakeInput {
+  return typeof input === 'object' && input !== null && 'snapshot' in input;
+}
+
 export const connectionMachine = setup({
   types: {
     context: {} as ConnectionContext,
@@ -184,11 +238,7 @@ export const connectionMachine = setup({
     ],
     RESTORED: {
       target: '.stale',
-      actions: assign(({ context, event }) => ({
-        socket: false,
-        // It would have gone stale at `staleAt` anyway; a restart must not extend the grace period.
-        staleSince: Math.min(event.lostAt, context.staleAt),
-      })),
+      actions: assign(({ context, event }) => restoredContext(context, event.lostAt)),
     },
     RESUME: { actions: ['touch', assign({ socket: true }), 'persist'] },
   },

@@ -86,30 +86,30 @@ export const supervisorMachine = setup({
 export type SupervisorMachine = typeof supervisorMachine;
 
 /**
- * The persisted snapshot of a supervisor that owns these connections, built from each connection's
- * own persisted snapshot. Connections are persisted one by one (persisting the supervisor whole would
- * serialise every child on each write), so a restart assembles the tree here and XState restores it:
- * sealed shards of at most `shardCapacity` connections, supervisor in `starting`. Entry actions do not
- * run on restore and delayed events are not restored; the server sends each connection `RESTORED`.
+ * The persisted snapshot of a supervisor that owns `count` restored connections, and the shard each
+ * one belongs to (by index). Connections are persisted one by one (persisting the supervisor whole
+ * would serialise every child on each write), so a restart assembles the tree here and XState
+ * restores it: the supervisor in `starting`, sealed shards of at most `shardCapacity` connections
+ * that count them in `live` but hold no actors yet. The server sends a shard `WAKE` with a
+ * connection's snapshot when something happens to that connection (see `shard.ts`).
  */
 export function restoredSupervisorSnapshot(
-  connections: { connectionId: string; snapshot: unknown }[],
+  count: number,
   shardCapacity: number,
-): Snapshot<unknown> {
+): { snapshot: Snapshot<unknown>; shardOf: (index: number) => string } {
+  const shardOf = (index: number) => `shard-${Math.floor(index / shardCapacity)}`;
+  const shardSeq = Math.ceil(count / shardCapacity);
   const children: Record<string, unknown> = {};
-  let shardSeq = 0;
-  for (let start = 0; start < connections.length; start += shardCapacity) {
-    const chunk = connections.slice(start, start + shardCapacity);
-    children[`shard-${shardSeq++}`] = {
+  for (let seq = 0; seq < shardSeq; seq++) {
+    const live = Math.min(shardCapacity, count - seq * shardCapacity);
+    children[`shard-${seq}`] = {
       src: 'shard',
       snapshot: {
         status: 'active',
         value: 'sealed',
         historyValue: {},
-        context: { capacity: shardCapacity, spawned: chunk.length, live: chunk.length },
-        children: Object.fromEntries(
-          chunk.map((c) => [c.connectionId, { src: 'connection', systemId: c.connectionId, snapshot: c.snapshot }]),
-        ),
+        context: { capacity: shardCapacity, spawned: live, live },
+        children: {},
       },
     };
   }
@@ -122,5 +122,5 @@ export function restoredSupervisorSnapshot(
     context: { shardCapacity, shardSeq, openShard: null, openShardSpawned: 0 },
     children,
   };
-  return snapshot;
+  return { snapshot, shardOf };
 }

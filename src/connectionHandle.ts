@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ActorRefFrom } from 'xstate';
-import type { ConnectionContext, ConnectionState, connectionMachine } from '../machines/connection.js';
+import {
+  restoredSnapshot,
+  type ConnectionContext,
+  type ConnectionState,
+  type connectionMachine,
+  type PersistedConnection,
+} from '../machines/connection.js';
 import { CloseCode, type AdminConnection, type EndReason, type SessionInfo, type SessionState } from './protocol.js';
 import type { ConnectionRecord } from './store/types.js';
 
@@ -13,9 +19,15 @@ export interface SocketLike {
 export type ConnectionActor = ActorRefFrom<typeof connectionMachine>;
 
 /** A stored record that passed validation: its snapshot is a connection machine's. */
-export type RestorableRecord = ConnectionRecord & {
-  snapshot: { value: ConnectionState; context: ConnectionContext };
-};
+export type RestorableRecord = ConnectionRecord & { snapshot: PersistedConnection };
+
+/** A restored connection that has no actor yet (see `ConnectionHandle.restored`). */
+interface Asleep {
+  /** Its snapshot as of the restore: `stale`, deadlines kept. */
+  snapshot: PersistedConnection;
+  /** Spawns its actor from `snapshot`; the handle calls it the first time its `actor` is asked for. */
+  wake: (handle: ConnectionHandle, snapshot: PersistedConnection) => ConnectionActor;
+}
 
 export const closeCodeFor = {
   expired: CloseCode.expired,
@@ -40,7 +52,9 @@ export class ConnectionHandle {
   ended: EndReason | null = null;
   /** Every game it was in, for history. */
   readonly games = new Set<string>();
-  actor!: ConnectionActor;
+  private awake: ConnectionActor | null = null;
+  /** Set while a restored connection has no actor. */
+  asleep: Asleep | null = null;
   /** The `staleAt` last handed to the store (see `persist`). */
   persistedStaleAt = 0;
 
@@ -62,13 +76,31 @@ export class ConnectionHandle {
     this.events.setMaxListeners(0);
   }
 
+  /** The connection's actor; a restored connection gets its actor here, the first time it is needed. */
+  get actor(): ConnectionActor {
+    if (this.awake) return this.awake;
+    const asleep = this.asleep;
+    if (!asleep) throw new Error(`connection ${this.connectionId} has no actor`);
+    const actor = asleep.wake(this, asleep.snapshot);
+    this.asleep = null;
+    return actor;
+  }
+
+  set actor(actor: ConnectionActor) {
+    this.awake = actor;
+  }
+
   get sessionState(): SessionState {
     return this.state === 'expired' ? 'stale' : this.state;
   }
 
-  /** A handle for a connection restored from the store; its socket is gone until it resumes. */
-  static fromRecord(record: RestorableRecord): ConnectionHandle {
-    const { context, value } = record.snapshot;
+  /**
+   * A handle for a connection restored from the store: `stale` (its socket is gone until it resumes,
+   * lost at `lostAt` at the latest), its deadlines kept, and no actor until `wake` gives it one.
+   */
+  static restored(record: RestorableRecord, lostAt: number, wake: Asleep['wake']): ConnectionHandle {
+    const snapshot = restoredSnapshot(record.snapshot, lostAt);
+    const { context, value } = snapshot;
     const handle = new ConnectionHandle(
       record.connectionId,
       record.userId,
@@ -83,6 +115,7 @@ export class ConnectionHandle {
     handle.state = value;
     handle.opened = true;
     handle.persistedStaleAt = context.staleAt;
+    handle.asleep = { snapshot, wake };
     if (context.gameId) handle.games.add(context.gameId);
     return handle;
   }
@@ -102,7 +135,7 @@ export class ConnectionHandle {
       resumeTokenHash: this.resumeTokenHash,
       ip: this.ip,
       userAgent: this.userAgent,
-      snapshot: this.actor.getPersistedSnapshot(),
+      snapshot: this.asleep ? this.asleep.snapshot : this.actor.getPersistedSnapshot(),
     };
   }
 

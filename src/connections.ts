@@ -7,6 +7,8 @@ import {
   type ConnectionContext,
   type ConnectionState,
   type ConnectionTiming,
+  type PersistedConnection,
+  wakeable,
 } from '../machines/connection.js';
 import { shardMachine } from '../machines/shard.js';
 import { createTimerActions } from '../machines/timers.js';
@@ -15,7 +17,7 @@ import type { Clock } from './clock.js';
 import type { ResolvedConfig } from './config.js';
 import { PresenceError } from './errors.js';
 import type { LifecycleEvent, PresenceHooks } from './hooks.js';
-import type { PresenceIndex } from './presence.js';
+import type { ConnectionView, PresenceIndex } from './presence.js';
 import { CloseCode, type AdminConnection, type Member, type SessionEvent, type SessionInfo } from './protocol.js';
 import type { PresenceStore } from './store/types.js';
 import {
@@ -104,6 +106,17 @@ export function createConnections(options: ConnectionsOptions) {
     store.put(handle.connectionId, () => handle.toRecord(config.nodeId));
   }
 
+  function viewOf(handle: ConnectionHandle): ConnectionView {
+    return {
+      connectionId: handle.connectionId,
+      userId: handle.userId,
+      state: handle.state === 'expired' ? 'stale' : handle.state,
+      gameId: handle.context.gameId,
+      joinedAt: handle.context.joinedAt,
+      lastSeen: () => handle.context.lastSeen,
+    };
+  }
+
   function ended(handle: ConnectionHandle, context: ConnectionContext) {
     const reason = context.reason ?? 'expired';
     handle.ended = reason;
@@ -150,14 +163,7 @@ export function createConnections(options: ConnectionsOptions) {
     handle.state = state;
     if (state === 'expired') return ended(handle, context);
 
-    presence.update({
-      connectionId: handle.connectionId,
-      userId: handle.userId,
-      state,
-      gameId: context.gameId,
-      joinedAt: context.joinedAt,
-      lastSeen: () => handle.context.lastSeen,
-    });
+    presence.update(viewOf(handle));
     mark(handle);
     if (context.gameId) handle.games.add(context.gameId);
 
@@ -196,7 +202,7 @@ export function createConnections(options: ConnectionsOptions) {
     },
   });
   const supervisorLogic = supervisorMachine.provide({
-    actors: { shard: shardMachine.provide({ actors: { connection: connectionLogic } }) },
+    actors: { shard: shardMachine.provide({ actors: { connection: wakeable(connectionLogic) } }) },
   });
   const shardCapacity = options.shardCapacity ?? 64;
   let supervisor: Actor<typeof supervisorLogic> | null = null;
@@ -215,6 +221,27 @@ export function createConnections(options: ConnectionsOptions) {
     for (const handle of handles.values()) mark(handle);
   });
 
+  /** Restored connections without an actor yet, and the timer that wakes each one at its expiry. */
+  const sleeping = new Map<ConnectionHandle, unknown>();
+  const wakeAt = (handle: ConnectionHandle) => handle.context.expiresAt ?? handle.context.staleAt;
+
+  /**
+   * Gives a restored connection its actor: its shard spawns it from the restored snapshot, and
+   * `RESTORED` re-arms its timers (an expiry already due fires at once, through the machine).
+   */
+  function wake(handle: ConnectionHandle, snapshot: PersistedConnection, shardId: string): ConnectionActor {
+    const timer = sleeping.get(handle);
+    sleeping.delete(handle);
+    if (timer !== undefined) clock.clearTimeout(timer);
+    const shard = supervisor?.getSnapshot().children[shardId];
+    shard?.send({ type: 'WAKE', connectionId: handle.connectionId, snapshot });
+    const actor = supervisor?.system.get(handle.connectionId) as ConnectionActor | undefined;
+    if (!actor) throw new PresenceError('UNAVAILABLE', 'the connection actor could not be restored');
+    handle.actor = actor;
+    actor.send({ type: 'RESTORED', at: clock.now(), lostAt: handle.context.staleSince ?? clock.now() });
+    return actor;
+  }
+
   function live(handle: ConnectionHandle): ConnectionHandle {
     if (handle.ended) throw new PresenceError('SESSION_ENDED', `this session has ended (${handle.ended})`);
     return handle;
@@ -231,11 +258,12 @@ export function createConnections(options: ConnectionsOptions) {
      * its original deadlines; `lostAt` is when the previous process was last known alive.
      */
     start(records: RestorableRecord[] = [], lostAt = clock.now()) {
-      const snapshot = records.length > 0 ? restoredSupervisorSnapshot(records, shardCapacity) : undefined;
+      const at = clock.now();
+      const restored = records.length > 0 ? restoredSupervisorSnapshot(records.length, shardCapacity) : undefined;
       const root = createActor(supervisorLogic, {
         clock,
         input: { shardCapacity },
-        ...(snapshot ? { snapshot } : {}),
+        ...(restored ? { snapshot: restored.snapshot } : {}),
         ...(options.inspect ? { inspect: options.inspect } : {}),
       });
       supervisor = root;
@@ -245,32 +273,38 @@ export function createConnections(options: ConnectionsOptions) {
             throw error;
           }),
       });
-      // Handles first: nothing reports a restored connection until it is sent RESTORED below.
-      const restored = records.map((record) => ConnectionHandle.fromRecord(record));
-      for (const handle of restored) {
-        handles.set(handle.connectionId, handle);
-        byToken.set(handle.resumeTokenHash, handle.connectionId);
-      }
       root.start();
       root.send({ type: draining ? 'DRAIN' : 'READY' });
-      const at = clock.now();
+      // Each restored connection is `stale` with its original deadlines and gets its actor only when
+      // something happens to it: a resume, a kick, or its expiry (see `wake`).
       presence.quietly(() => {
-        for (const handle of restored) {
-          const actor = root.system.get(handle.connectionId) as ConnectionActor | undefined;
-          if (!actor) {
-            handles.delete(handle.connectionId);
-            logger.warn({ connectionId: handle.connectionId }, 'a restored connection has no actor');
-            continue;
-          }
-          handle.actor = actor;
-          actor.send({ type: 'RESTORED', at, lostAt: Math.min(lostAt, at) });
-        }
+        records.forEach((record, index) => {
+          const shard = restored?.shardOf(index) ?? '';
+          const handle = ConnectionHandle.restored(record, Math.min(lostAt, at), (asleep, snapshot) =>
+            wake(asleep, snapshot, shard),
+          );
+          handles.set(handle.connectionId, handle);
+          byToken.set(handle.resumeTokenHash, handle.connectionId);
+          sleeping.set(
+            handle,
+            clock.setTimeout(() => safely('wake', () => handle.actor), wakeAt(handle) - at),
+          );
+          presence.update(viewOf(handle));
+          // What the restore changed (a connection that was live at a crash is `stale` now) must be
+          // stored, or a second restart would count its grace period from a later moment.
+          if (record.snapshot.value !== 'stale' || record.snapshot.context.socket) mark(handle);
+        });
       });
-      return restored.length;
+      return records.length;
     },
 
     get size() {
       return handles.size;
+    },
+
+    /** Restored connections that have no actor yet (nothing has happened to them since the restore). */
+    get asleep() {
+      return sleeping.size;
     },
 
     open(request: OpenRequest): ConnectionHandle {
@@ -407,6 +441,8 @@ export function createConnections(options: ConnectionsOptions) {
     },
 
     stop() {
+      for (const timer of sleeping.values()) clock.clearTimeout(timer);
+      sleeping.clear();
       supervisor?.send({ type: 'STOP' });
       supervisor?.stop();
       timers.dispose();

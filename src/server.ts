@@ -118,10 +118,11 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     // Closed while reading: start nothing on a closed server.
     if (closed()) return;
     const { records, skipped, lastAlive } = loaded;
+    const readMs = Date.now() - started;
     for (const { key, reason } of skipped) logger.warn({ key, reason }, 'skipped a stored connection');
     const restored = connections.start(records as RestorableRecord[], lastAlive ?? clock.now());
     logger.info(
-      { restored, skipped: skipped.length, ms: Date.now() - started, store: store.kind },
+      { restored, skipped: skipped.length, ms: Date.now() - started, readMs, store: store.kind },
       restored > 0 ? 'restored connections' : 'nothing to restore',
     );
   }

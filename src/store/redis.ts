@@ -240,7 +240,7 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
 
     async loadNode(owner) {
       const result: LoadResult = { records: [], skipped: [], lastAlive: null };
-      const stream = redis.hscanStream(keys.node(owner), { count: 1000 });
+      const stream = redis.hscanStream(keys.node(owner), { count: 5000 });
       for await (const chunk of stream as AsyncIterable<string[]>) {
         for (let i = 0; i < chunk.length; i += 2) {
           const field = chunk[i] ?? '';

@@ -187,6 +187,10 @@ describe('restore from Redis', () => {
     // ran, so no socket of B has been read yet.
     const restored = b.server.services.connections.list({ limit: 100 });
     expect(restored.map((c) => c.connectionId).sort()).toEqual(first.map((info) => info.connectionId).sort());
+    // None has an actor yet: each gets one when something happens to it (here: its client resumes).
+    expect(b.server.services.connections.asleep).toBe(3);
+    for (const conn of restored)
+      expect(b.server.services.connections.supervisor?.system.get(conn.connectionId)).toBe(undefined);
     for (const conn of restored) {
       const before = atDrain.find((c) => c.connectionId === conn.connectionId);
       expect(conn.state).toBe('stale');
@@ -208,6 +212,12 @@ describe('restore from Redis', () => {
       }),
     );
     expect(b.server.services.connections.size).toBe(3);
+    expect(b.server.services.connections.asleep).toBe(0);
+    first.forEach((info, i) =>
+      expect(b.server.services.connections.get(info.connectionId)?.actor.getSnapshot().value).toBe(
+        i < players.length ? 'inGame' : 'connected',
+      ),
+    );
 
     // The subscriber followed onto B and sees both players active again, and never a leave.
     await vi.waitFor(() => {
@@ -226,5 +236,74 @@ describe('restore from Redis', () => {
     });
     expect(events.values.filter((event) => event.type === 'leave')).toEqual([]);
     events.unsubscribe();
+  });
+
+  it('a restored connection nobody resumes gets its actor at its deadline and expires through it; a kick wakes one too', async () => {
+    await using redis = await startRedis();
+    const options = {
+      redisUrl: redis.url,
+      redisPrefix: redis.prefix(),
+      nodeId: 'n1',
+      flushIntervalMs: 100,
+      staleMs: 30_000,
+      expireMs: 1_500,
+      warnMs: 0,
+    };
+    const deadlines = await (async () => {
+      await using a = await startServer(options);
+      const clients = [a.client('dave'), a.client('erin')];
+      await Promise.all(clients.map((client) => client.ready));
+      await a.server.drain();
+      const rows = a.server.services.connections.list({ limit: 10 });
+      await Promise.all(clients.map((client) => client.close()));
+      await a.server.close();
+      return new Map(
+        rows.map((row) => [row.userId, { id: row.connectionId, expiresAt: row.expiresAt?.getTime() ?? 0 }]),
+      );
+    })();
+
+    const lifecycle: { type: string; connectionId: string; reason?: string; at: number }[] = [];
+    await using b = await startServer({
+      ...options,
+      hooks: {
+        onLifecycle: (event) =>
+          lifecycle.push({
+            type: event.type,
+            connectionId: event.connectionId,
+            at: event.at.getTime(),
+            ...('reason' in event ? { reason: event.reason } : {}),
+          }),
+      },
+    });
+    const connections = b.server.services.connections;
+    const dave = deadlines.get('dave');
+    const erin = deadlines.get('erin');
+    expect(connections.asleep).toBe(2);
+
+    // A kick needs the actor: it is woken, then ended by its machine.
+    expect(connections.kick(erin?.id ?? '')).toBe(true);
+    expect(connections.asleep).toBe(1);
+    expect(lifecycle).toContainEqual(
+      expect.objectContaining({ type: 'connection.expired', connectionId: erin?.id, reason: 'kicked' }),
+    );
+
+    // Nobody resumes dave: he is woken at his deadline and his machine expires him then.
+    expect(connections.supervisor?.system.get(dave?.id ?? '')).toBe(undefined);
+    await vi.waitFor(() => expect(connections.get(dave?.id ?? '')).toBe(undefined), { timeout: 5_000, interval: 20 });
+    const expired = lifecycle.find((event) => event.connectionId === dave?.id && event.type === 'connection.expired');
+    expect(expired?.reason).toBe('expired');
+    expect(expired?.at).toBeGreaterThanOrEqual(dave?.expiresAt ?? Infinity);
+    expect(expired?.at).toBeLessThanOrEqual((dave?.expiresAt ?? 0) + 500);
+    expect(connections.asleep).toBe(0);
+    const history = await b.server.services.store.history({ limit: 10 });
+    expect(history.map((entry) => [entry.connectionId, entry.reason]).sort()).toEqual(
+      [
+        [dave?.id, 'expired'],
+        [erin?.id, 'kicked'],
+      ].sort(),
+    );
+    // Both are gone from the store as well.
+    await b.server.services.store.flush();
+    expect(await redis.client().hlen(redisKeys(options.redisPrefix).node('n1'))).toBe(1);
   });
 });

@@ -1,6 +1,12 @@
 import { expect } from 'vitest';
 import { createActor, SimulatedClock, type Actor, type ActorRefFrom, type AnyActorRef, type Snapshot } from 'xstate';
-import { connectionMachine, type ConnectionTiming } from '../../machines/connection.js';
+import {
+  connectionMachine,
+  restoredSnapshot,
+  wakeable,
+  type ConnectionTiming,
+  type PersistedConnection,
+} from '../../machines/connection.js';
 import { shardMachine } from '../../machines/shard.js';
 import { restoredSupervisorSnapshot, supervisorMachine } from '../../machines/supervisor.js';
 import { createTimerActions } from '../../machines/timers.js';
@@ -30,13 +36,20 @@ export function shardsOf(children: Record<string, AnyActorRef | undefined>) {
     });
 }
 
-/** The layout the abstract model predicts, read from real shards (each one's count checked against its children). */
-export function layoutOf(shards: ReturnType<typeof shardsOf>): ShardModel[] {
-  return shards.map(({ snapshot, connections }) => {
+/**
+ * The layout the abstract model predicts, read from real shards. Each shard's `live` counts its
+ * actors plus its restored connections still without one: `asleep` in all.
+ */
+export function layoutOf(shards: ReturnType<typeof shardsOf>, asleep: number): ShardModel[] {
+  let withoutActor = 0;
+  const layout = shards.map(({ snapshot, connections }) => {
     expect(snapshot.status).toBe('active');
-    expect(connections).toHaveLength(snapshot.context.live);
+    expect(connections.length).toBeLessThanOrEqual(snapshot.context.live);
+    withoutActor += snapshot.context.live - connections.length;
     return { spawned: snapshot.context.spawned, live: snapshot.context.live, sealed: snapshot.value === 'sealed' };
   });
+  expect(withoutActor).toBe(asleep);
+  return layout;
 }
 
 /**
@@ -51,7 +64,7 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
     supervisorMachine.provide({
       actors: {
         shard: shardMachine.provide({
-          actors: { connection: connectionMachine.provide({ actions: timers.actions }) },
+          actors: { connection: wakeable(connectionMachine.provide({ actions: timers.actions })) },
         }),
       },
     });
@@ -69,7 +82,25 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
 
   const shards = () => shardsOf(supervisor.getSnapshot().children as Record<string, AnyActorRef | undefined>);
   const connection = (id: string) => supervisor.system.get(id) as ActorRefFrom<typeof connectionMachine> | undefined;
-  const liveConnections = () => shards().flatMap((shard) => shard.connections);
+  /** Restored connections without an actor yet, as the server keeps them (src/connections.ts). */
+  let asleep = new Map<string, { shard: string; snapshot: PersistedConnection }>();
+  /** Every live connection by shard, oldest shard first: actors and restored ones without one. */
+  const liveConnections = () =>
+    shards().flatMap((shard) => [
+      ...shard.connections,
+      ...[...asleep].filter(([, entry]) => entry.shard === shard.id).map(([id]) => id),
+    ]);
+  /** What the server does when something happens to a restored connection: WAKE, then RESTORED. */
+  const wake = (id: string) => {
+    const entry = asleep.get(id);
+    if (!entry) return;
+    asleep.delete(id);
+    const shard = shards().find((candidate) => candidate.id === entry.shard);
+    expect(shard?.snapshot.value).toBe('sealed');
+    supervisor.getSnapshot().children[entry.shard]?.send({ type: 'WAKE', connectionId: id, snapshot: entry.snapshot });
+    connection(id)?.send({ type: 'RESTORED', at: clock.now(), lostAt: entry.snapshot.context.staleSince ?? 0 });
+    expect(connection(id)?.getSnapshot()).toMatchObject({ value: 'stale', context: entry.snapshot.context });
+  };
 
   const events: Record<SupervisorModelEventType, (step: { state: SupervisorModelSnapshot }) => void> = {
     READY: () => supervisor.send({ type: 'READY' }),
@@ -84,8 +115,9 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
       else expect(connection(connectionId)).toBeUndefined();
     },
     END: () => {
-      const id = shards().find((shard) => shard.connections.length > 0)?.connections[0];
+      const id = liveConnections()[0];
       if (id === undefined) throw new Error('no live connection to end');
+      wake(id);
       connection(id)?.send({ type: 'END', reason: 'left', at: clock.now() });
       // The shard stopped it: nothing done is left behind.
       expect(connection(id)).toBeUndefined();
@@ -94,7 +126,9 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
       // What survives a crash: each connection's own persisted snapshot, through JSON as in a store.
       const persisted = liveConnections().map((connectionId) => ({
         connectionId,
-        snapshot: JSON.parse(JSON.stringify(connection(connectionId)?.getPersistedSnapshot())) as unknown,
+        snapshot: JSON.parse(
+          JSON.stringify(asleep.get(connectionId)?.snapshot ?? connection(connectionId)?.getPersistedSnapshot()),
+        ) as PersistedConnection,
       }));
       const lostAt = clock.now();
       supervisor.stop();
@@ -102,13 +136,19 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
       clock = new SimulatedClock();
       clock.set(lostAt + 1_000);
       timers = createTimerActions(clock);
-      // As the server does (src/connections.ts `start`): a tree assembled from the connections.
-      supervisor = create(persisted.length > 0 ? restoredSupervisorSnapshot(persisted, SHARD_CAPACITY) : undefined);
+      // As the server does (src/connections.ts `start`): sealed shards counting the connections,
+      // which get their actors only when something happens to them.
+      const restored = restoredSupervisorSnapshot(persisted.length, SHARD_CAPACITY);
+      supervisor = create(persisted.length > 0 ? restored.snapshot : undefined);
+      asleep = new Map(
+        persisted.map(({ connectionId, snapshot }, index) => [
+          connectionId,
+          { shard: restored.shardOf(index), snapshot: restoredSnapshot(snapshot, lostAt) },
+        ]),
+      );
       for (const { connectionId } of persisted) {
-        const actor = connection(connectionId);
-        expect(actor).toBeDefined();
-        actor?.send({ type: 'RESTORED', at: clock.now(), lostAt });
-        expect(actor?.getSnapshot()).toMatchObject({ value: 'stale', status: 'active' });
+        expect(connection(connectionId)).toBeUndefined();
+        expect(asleep.get(connectionId)?.snapshot).toMatchObject({ value: 'stale', status: 'active' });
       }
     },
   };
@@ -121,8 +161,10 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
     } else {
       expect(snapshot.status).toBe('active');
       expect(snapshot.value).toBe(state.value);
-      expect(layoutOf(shards())).toEqual(state.context.shards);
-      for (const id of liveConnections()) expect(connection(id)?.getSnapshot().status).toBe('active');
+      expect(layoutOf(shards(), asleep.size)).toEqual(state.context.shards);
+      for (const id of liveConnections()) {
+        if (!asleep.has(id)) expect(connection(id)?.getSnapshot().status).toBe('active');
+      }
     }
     previous = state;
   }

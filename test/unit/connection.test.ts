@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock, type Snapshot } from 'xstate';
 import {
   connectionMachine,
+  restoredSnapshot,
+  wakeable,
   type ConnectionNotice,
+  type PersistedConnection,
   type ConnectionReport,
   type ConnectionTiming,
 } from '../../machines/connection.js';
@@ -163,6 +166,44 @@ describe('connection machine', () => {
     clock.increment(1);
     expect(second.actor.getSnapshot().value).toBe('expired');
     expect(second.actor.getSnapshot().output).toEqual({ reason: 'expired' });
+  });
+
+  it('restoredSnapshot is what RESTORED makes of a persisted snapshot, in every live state', () => {
+    const persistedIn = (setup: (first: ReturnType<typeof start>) => void) => {
+      const first = start();
+      setup(first);
+      const persisted = JSON.parse(JSON.stringify(first.actor.getPersistedSnapshot())) as PersistedConnection;
+      first.actor.stop();
+      return persisted;
+    };
+    const cases = {
+      connected: persistedIn((first) => first.advance(200)),
+      inGame: persistedIn((first) => first.actor.send({ type: 'JOIN_GAME', gameId: 'g1', at: first.now() })),
+      staleWithSocket: persistedIn((first) => first.advance(1_200)),
+      staleWithoutSocket: persistedIn((first) => {
+        first.actor.send({ type: 'JOIN_GAME', gameId: 'g1', at: first.now() });
+        first.actor.send({ type: 'SOCKET_CLOSED', at: first.now() + 100 });
+      }),
+    };
+    for (const [name, persisted] of Object.entries(cases)) {
+      for (const lostAt of [T0 + 50, T0 + 150, T0 + 5_000]) {
+        const clock = new SimulatedClock();
+        clock.set(T0 + 6_000);
+        const viaEvent = start({ clock, snapshot: persisted as unknown as Snapshot<unknown> });
+        viaEvent.actor.send({ type: 'RESTORED', at: clock.now(), lostAt });
+        const expected = restoredSnapshot(persisted, lostAt);
+        expect({ name, lostAt, snapshot: viaEvent.actor.getPersistedSnapshot() }).toMatchObject({
+          name,
+          lostAt,
+          snapshot: expected,
+        });
+        // Woken from it (a spawn with its snapshot as input), RESTORED changes nothing but the timers.
+        const woken = createActor(wakeable(connectionMachine), { clock, input: { snapshot: expected } as never });
+        woken.start();
+        woken.send({ type: 'RESTORED', at: clock.now(), lostAt });
+        expect(woken.getPersistedSnapshot()).toMatchObject(expected);
+      }
+    }
   });
 
   it('a snapshot persisted while connected comes back stale from the time its socket was lost', () => {
