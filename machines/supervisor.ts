@@ -86,8 +86,8 @@ export const supervisorMachine = setup({
 export type SupervisorMachine = typeof supervisorMachine;
 
 /**
- * The persisted snapshot of a supervisor that owns `count` restored connections, and the shard each
- * one belongs to (by index). Connections are persisted one by one (persisting the supervisor whole
+ * The persisted snapshot of a supervisor that owns `count` restored connections, and the shard and
+ * slot (see `slotId`) of each one (by index). Connections are persisted one by one (persisting the supervisor whole
  * would serialise every child on each write), so a restart assembles the tree here and XState
  * restores it: the supervisor in `starting`, sealed shards of at most `shardCapacity` connections
  * that count them in `live` but hold no actors yet. The server sends a shard `WAKE` with a
@@ -96,8 +96,11 @@ export type SupervisorMachine = typeof supervisorMachine;
 export function restoredSupervisorSnapshot(
   count: number,
   shardCapacity: number,
-): { snapshot: Snapshot<unknown>; shardOf: (index: number) => string } {
-  const shardOf = (index: number) => `shard-${Math.floor(index / shardCapacity)}`;
+): { snapshot: Snapshot<unknown>; placeOf: (index: number) => { shard: string; slot: number } } {
+  const placeOf = (index: number) => ({
+    shard: `shard-${Math.floor(index / shardCapacity)}`,
+    slot: index % shardCapacity,
+  });
   const shardSeq = Math.ceil(count / shardCapacity);
   const children: Record<string, unknown> = {};
   for (let seq = 0; seq < shardSeq; seq++) {
@@ -122,5 +125,5 @@ export function restoredSupervisorSnapshot(
     context: { shardCapacity, shardSeq, openShard: null, openShardSpawned: 0 },
     children,
   };
-  return { snapshot, shardOf };
+  return { snapshot, placeOf };
 }

@@ -224,17 +224,40 @@ export function createConnections(options: ConnectionsOptions) {
   /** Restored connections without an actor yet, and the timer that wakes each one at its expiry. */
   const sleeping = new Map<ConnectionHandle, unknown>();
   const wakeAt = (handle: ConnectionHandle) => handle.context.expiresAt ?? handle.context.staleAt;
+  /**
+   * Restored connections whose expiry has come, woken (and so expired) `WAKE_BATCH` per turn of the
+   * event loop: after a restart nobody came back to, they are all due within the same millisecond,
+   * and waking 50,000 in one go would hold the event loop for seconds.
+   */
+  const due: ConnectionHandle[] = [];
+  const WAKE_BATCH = 256;
+
+  function wakeDue() {
+    for (const handle of due.splice(0, WAKE_BATCH)) {
+      if (handle.asleep) safely('wake', () => handle.actor);
+    }
+    if (due.length > 0) clock.setTimeout(wakeDue, 0);
+  }
+
+  function expireAsleep(handle: ConnectionHandle) {
+    due.push(handle);
+    if (due.length === 1) clock.setTimeout(wakeDue, 0);
+  }
 
   /**
    * Gives a restored connection its actor: its shard spawns it from the restored snapshot, and
    * `RESTORED` re-arms its timers (an expiry already due fires at once, through the machine).
    */
-  function wake(handle: ConnectionHandle, snapshot: PersistedConnection, shardId: string): ConnectionActor {
+  function wake(
+    handle: ConnectionHandle,
+    snapshot: PersistedConnection,
+    place: { shard: string; slot: number },
+  ): ConnectionActor {
     const timer = sleeping.get(handle);
     sleeping.delete(handle);
     if (timer !== undefined) clock.clearTimeout(timer);
-    const shard = supervisor?.getSnapshot().children[shardId];
-    shard?.send({ type: 'WAKE', connectionId: handle.connectionId, snapshot });
+    const shard = supervisor?.getSnapshot().children[place.shard];
+    shard?.send({ type: 'WAKE', connectionId: handle.connectionId, slot: place.slot, snapshot });
     const actor = supervisor?.system.get(handle.connectionId) as ConnectionActor | undefined;
     if (!actor) throw new PresenceError('UNAVAILABLE', 'the connection actor could not be restored');
     handle.actor = actor;
@@ -279,15 +302,15 @@ export function createConnections(options: ConnectionsOptions) {
       // something happens to it: a resume, a kick, or its expiry (see `wake`).
       presence.quietly(() => {
         records.forEach((record, index) => {
-          const shard = restored?.shardOf(index) ?? '';
+          const place = restored?.placeOf(index) ?? { shard: '', slot: 0 };
           const handle = ConnectionHandle.restored(record, Math.min(lostAt, at), (asleep, snapshot) =>
-            wake(asleep, snapshot, shard),
+            wake(asleep, snapshot, place),
           );
           handles.set(handle.connectionId, handle);
           byToken.set(handle.resumeTokenHash, handle.connectionId);
           sleeping.set(
             handle,
-            clock.setTimeout(() => safely('wake', () => handle.actor), wakeAt(handle) - at),
+            clock.setTimeout(() => expireAsleep(handle), wakeAt(handle) - at),
           );
           presence.update(viewOf(handle));
           // What the restore changed (a connection that was live at a crash is `stale` now) must be
@@ -443,6 +466,7 @@ export function createConnections(options: ConnectionsOptions) {
     stop() {
       for (const timer of sleeping.values()) clock.clearTimeout(timer);
       sleeping.clear();
+      due.length = 0;
       supervisor?.send({ type: 'STOP' });
       supervisor?.stop();
       timers.dispose();

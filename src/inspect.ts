@@ -1,5 +1,5 @@
 import { createWebSocketInspector } from '@statelyai/inspect';
-import type { InspectionEvent, Observer } from 'xstate';
+import type { AnyActorRef, InspectionEvent, Observer } from 'xstate';
 
 const REDACTED = '[redacted]';
 
@@ -41,6 +41,18 @@ function eventTypeOf(event: InspectionEvent): string | undefined {
 }
 
 /**
+ * The inspector names an actor by its id. A connection's child id is its slot in its shard
+ * (machines/shard.ts `slotId`); its systemId is the connection id, which is the name to show. XState
+ * announces an actor before it sets its systemId, and @statelyai/inspect reads the id later, when it
+ * converts the event: hence a getter.
+ */
+function namedBySystemId(event: InspectionEvent & { type: '@xstate.actor' }): InspectionEvent {
+  const actorRef = event.actorRef as AnyActorRef & { systemId?: string };
+  const named = Object.create(actorRef, { id: { get: () => actorRef.systemId ?? actorRef.id } }) as AnyActorRef;
+  return { ...event, actorRef: named };
+}
+
+/**
  * Sends actor events to a Stately inspector relay (`presenced inspect` starts one). Off unless
  * `PRESENCED_INSPECT` is set. @statelyai/inspect defers and stringifies every event it is given, so
  * heartbeats and internal events are dropped here, before any of that work, and everything that is
@@ -60,7 +72,7 @@ export function createInspection(url: string): { observer: Observer<InspectionEv
         }
         const type = eventTypeOf(event);
         if (type !== undefined && quiet.has(type)) return;
-        inspector.inspect.next?.(event);
+        inspector.inspect.next?.(event.type === '@xstate.actor' ? namedBySystemId(event) : event);
       },
     },
     stop: () => inspector.stop(),

@@ -1,5 +1,13 @@
 import { expect } from 'vitest';
-import { createActor, SimulatedClock, type Actor, type ActorRefFrom, type AnyActorRef, type Snapshot } from 'xstate';
+import {
+  createActor,
+  SimulatedClock,
+  type Actor,
+  type ActorRefFrom,
+  type AnyActorLogic,
+  type AnyActorRef,
+  type Snapshot,
+} from 'xstate';
 import {
   connectionMachine,
   restoredSnapshot,
@@ -32,7 +40,9 @@ export function shardsOf(children: Record<string, AnyActorRef | undefined>) {
     .sort(([a], [b]) => Number(a.slice('shard-'.length)) - Number(b.slice('shard-'.length)))
     .map(([id, ref]) => {
       const snapshot = ref.getSnapshot();
-      return { id, snapshot, connections: Object.keys(snapshot.children) };
+      // Children are named by slot (`slotId`); a connection's id is its systemId.
+      const children = Object.values(snapshot.children) as Actor<AnyActorLogic>[];
+      return { id, snapshot, connections: children.map((child) => child.systemId ?? child.id) };
     });
 }
 
@@ -83,7 +93,7 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
   const shards = () => shardsOf(supervisor.getSnapshot().children as Record<string, AnyActorRef | undefined>);
   const connection = (id: string) => supervisor.system.get(id) as ActorRefFrom<typeof connectionMachine> | undefined;
   /** Restored connections without an actor yet, as the server keeps them (src/connections.ts). */
-  let asleep = new Map<string, { shard: string; snapshot: PersistedConnection }>();
+  let asleep = new Map<string, { shard: string; slot: number; snapshot: PersistedConnection }>();
   /** Every live connection by shard, oldest shard first: actors and restored ones without one. */
   const liveConnections = () =>
     shards().flatMap((shard) => [
@@ -97,7 +107,9 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
     asleep.delete(id);
     const shard = shards().find((candidate) => candidate.id === entry.shard);
     expect(shard?.snapshot.value).toBe('sealed');
-    supervisor.getSnapshot().children[entry.shard]?.send({ type: 'WAKE', connectionId: id, snapshot: entry.snapshot });
+    supervisor
+      .getSnapshot()
+      .children[entry.shard]?.send({ type: 'WAKE', connectionId: id, slot: entry.slot, snapshot: entry.snapshot });
     connection(id)?.send({ type: 'RESTORED', at: clock.now(), lostAt: entry.snapshot.context.staleSince ?? 0 });
     expect(connection(id)?.getSnapshot()).toMatchObject({ value: 'stale', context: entry.snapshot.context });
   };
@@ -143,7 +155,7 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
       asleep = new Map(
         persisted.map(({ connectionId, snapshot }, index) => [
           connectionId,
-          { shard: restored.shardOf(index), snapshot: restoredSnapshot(snapshot, lostAt) },
+          { ...restored.placeOf(index), snapshot: restoredSnapshot(snapshot, lostAt) },
         ]),
       );
       for (const { connectionId } of persisted) {
