@@ -19,7 +19,14 @@ import {
   type BenchRedis,
   type CommandDelta,
 } from './lib/redis.js';
-import { collectLogs, procRssBytes, spawnServer, startServerProcess, type LogLine } from './lib/serverProcess.js';
+import {
+  buildServer,
+  collectLogs,
+  procRssBytes,
+  spawnBuiltServer,
+  startServerProcess,
+  type LogLine,
+} from './lib/serverProcess.js';
 import { fmt } from './lib/stats.js';
 
 /** Issue 3: 50,000 connections restored in at most 3 s. */
@@ -161,7 +168,7 @@ async function restoreRun(redis: BenchRedis, filled: Filled, log: (line: string)
   const url = `http://127.0.0.1:${port}`;
   const before = await redis.counters();
   const spawnedAt = performance.now();
-  const child = spawnServer({ ...env, PORT: String(port), LOG_LEVEL: 'info' });
+  const child = spawnBuiltServer({ ...env, PORT: String(port), LOG_LEVEL: 'info' });
   const logs: LogLine[] = [];
   collectLogs(child, logs);
   let stderr = '';
@@ -233,6 +240,7 @@ export function redisRestoreScenario() {
   return {
     name: 'restore after a restart',
     async prepare(options: ScenarioOptions): Promise<void> {
+      buildServer();
       await fillAll(options);
     },
     async run(options: ScenarioOptions): Promise<Section[]> {
@@ -295,7 +303,7 @@ function report(runs: RestoreRun[], quick: boolean): Section[] {
         `Fill: \`presenced serve\` (child, REDIS_URL, its own prefix and PRESENCED_NODE_ID, PRESENCED_EXPIRE_MS=3600000) takes N raw sessions (${CONCURRENCY} opening at a time), every other one joins a game of ${GAME_SIZE} (its first call), the others call \`session.info\`; ` +
         `all but the last ${fmt(LIVE_AT_SIGTERM)} then drop their socket (terminate: stale, resumable), then SIGTERM: the server drains (closing the live ones with 1012), flushes and must exit 0. ` +
         'Restore: a new process with the same PRESENCED_NODE_ID on a known free port, LOG_LEVEL=info; `/health/ready` is polled every 10 ms from spawn. ' +
-        '"restore (log ms)" is the `ms` field of the server\'s own `restored connections` line (from reading Redis to every connection being back: validated, in presence, its timer armed, its sealed shard in the supervisor; actors are spawned when a connection is woken); "spawn → ready" adds the process start (Node + tsx loading the sources), opening Redis and listening.',
+        '"restore (log ms)" is the `ms` field of the server\'s own `restored connections` line (from reading Redis to every connection being back: validated, in presence, its timer armed, its sealed shard in the supervisor; actors are spawned when a connection is woken); "spawn → ready" adds the process start (Node loading the compiled server from dist/, as `npm start` runs it), opening Redis and listening.',
       table: table(
         [
           'connections (N)',
@@ -315,7 +323,7 @@ function report(runs: RestoreRun[], quick: boolean): Section[] {
       ),
       notes: [
         `"all back?" requires: the log's \`restored\` = N, \`/health/connections\` total = N and all of them \`stale\`, and N records in the node's hash after the SIGTERM (HLEN − 1 for \`:alive\`).`,
-        "The Redis commands columns count everything the new process sent except PINGs and connection handshakes: from spawn to ready (the node's hash is read with `HSCAN … COUNT 1000`), then until the first flush that started after ready has run whole (seen from the next flush, whose idle `HSET` is included). The first flush after a start refreshes the TTL of every key of every connection the store knows (`EXPIRE` on the node hash and on each user and game set; then again every 20 min, a third of the one-hour TTL).",
+        "The Redis commands columns count everything the new process sent except PINGs and connection handshakes: from spawn to ready (the node's hash is read with `HSCAN … COUNT 5000`), then until the first flush that started after ready has run whole (seen from the next flush, whose idle `HSET` is included). The first flush after a start refreshes the TTL of every key of every connection the store knows (`EXPIRE` on the node hash and on each user and game set; then again every 20 min, a third of the one-hour TTL).",
         ...(quick ? ['QUICK=1 runs 10,000 only: the 50,000 target is judged by the full run.'] : []),
         "The fills (a server process and a client process, bench/fillClients.ts) ran in the background while the first scenario's lifecycle and paced phases ran against their own redis-servers, so fill times are taken on a busy machine; the restores above ran alone.",
       ],

@@ -221,27 +221,52 @@ export function createConnections(options: ConnectionsOptions) {
     for (const handle of handles.values()) mark(handle);
   });
 
-  /** Restored connections without an actor yet, and the timer that wakes each one at its expiry. */
-  const sleeping = new Map<ConnectionHandle, unknown>();
+  /** Restored connections without an actor yet. */
+  const sleeping = new Set<ConnectionHandle>();
   const wakeAt = (handle: ConnectionHandle) => handle.context.expiresAt ?? handle.context.staleAt;
+  /**
+   * The restored connections by deadline, and one timer for the next deadline: one timer per
+   * connection cost 50,000 timer lists at a restore. Entries woken meanwhile are skipped.
+   */
+  let byDeadline: ConnectionHandle[] = [];
+  let nextDue = 0;
+  let deadlineTimer: unknown = null;
   /**
    * Restored connections whose expiry has come, woken (and so expired) `WAKE_BATCH` per turn of the
    * event loop: after a restart nobody came back to, they are all due within the same millisecond,
    * and waking 50,000 in one go would hold the event loop for seconds.
    */
-  const due: ConnectionHandle[] = [];
+  let due: ConnectionHandle[] = [];
   const WAKE_BATCH = 256;
 
   function wakeDue() {
-    for (const handle of due.splice(0, WAKE_BATCH)) {
-      if (handle.asleep) safely('wake', () => handle.actor);
-    }
+    const batch = due.slice(0, WAKE_BATCH);
+    due = due.slice(WAKE_BATCH);
+    for (const handle of batch) if (handle.asleep) safely('wake', () => handle.actor);
     if (due.length > 0) clock.setTimeout(wakeDue, 0);
   }
 
-  function expireAsleep(handle: ConnectionHandle) {
-    due.push(handle);
-    if (due.length === 1) clock.setTimeout(wakeDue, 0);
+  function armDeadlineTimer() {
+    while (nextDue < byDeadline.length && !byDeadline[nextDue]?.asleep) nextDue++;
+    const next = byDeadline[nextDue];
+    if (!next) {
+      byDeadline = [];
+      nextDue = 0;
+      return;
+    }
+    deadlineTimer = clock.setTimeout(
+      () => {
+        deadlineTimer = null;
+        const now = clock.now();
+        const wasIdle = due.length === 0;
+        for (let handle = byDeadline[nextDue]; handle && wakeAt(handle) <= now; handle = byDeadline[++nextDue]) {
+          if (handle.asleep) due.push(handle);
+        }
+        if (wasIdle && due.length > 0) clock.setTimeout(wakeDue, 0);
+        armDeadlineTimer();
+      },
+      Math.max(0, wakeAt(next) - clock.now()),
+    );
   }
 
   /**
@@ -253,9 +278,7 @@ export function createConnections(options: ConnectionsOptions) {
     snapshot: PersistedConnection,
     place: { shard: string; slot: number },
   ): ConnectionActor {
-    const timer = sleeping.get(handle);
     sleeping.delete(handle);
-    if (timer !== undefined) clock.clearTimeout(timer);
     const shard = supervisor?.getSnapshot().children[place.shard];
     shard?.send({ type: 'WAKE', connectionId: handle.connectionId, slot: place.slot, snapshot });
     const actor = supervisor?.system.get(handle.connectionId) as ConnectionActor | undefined;
@@ -308,16 +331,16 @@ export function createConnections(options: ConnectionsOptions) {
           );
           handles.set(handle.connectionId, handle);
           byToken.set(handle.resumeTokenHash, handle.connectionId);
-          sleeping.set(
-            handle,
-            clock.setTimeout(() => expireAsleep(handle), wakeAt(handle) - at),
-          );
+          sleeping.add(handle);
           presence.update(viewOf(handle));
           // What the restore changed (a connection that was live at a crash is `stale` now) must be
           // stored, or a second restart would count its grace period from a later moment.
           if (record.snapshot.value !== 'stale' || record.snapshot.context.socket) mark(handle);
         });
       });
+      byDeadline = [...sleeping].sort((a, b) => wakeAt(a) - wakeAt(b));
+      nextDue = 0;
+      armDeadlineTimer();
       return records.length;
     },
 
@@ -464,9 +487,10 @@ export function createConnections(options: ConnectionsOptions) {
     },
 
     stop() {
-      for (const timer of sleeping.values()) clock.clearTimeout(timer);
+      if (deadlineTimer !== null) clock.clearTimeout(deadlineTimer);
       sleeping.clear();
-      due.length = 0;
+      byDeadline = [];
+      due = [];
       supervisor?.send({ type: 'STOP' });
       supervisor?.stop();
       timers.dispose();

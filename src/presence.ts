@@ -116,7 +116,7 @@ export class PresenceIndex {
       }
     }
     this.updateUser(view.userId, (connections) => connections.set(view.connectionId, view));
-    this.emitter.emit('stats');
+    if (!this.quiet) this.emitter.emit('stats');
   }
 
   /** A connection ended. */
@@ -127,13 +127,14 @@ export class PresenceIndex {
     this.counts[previous.state]--;
     if (previous.gameId) this.leaveGame(previous, reason);
     this.updateUser(previous.userId, (connections) => connections.delete(connectionId));
-    this.emitter.emit('stats');
+    if (!this.quiet) this.emitter.emit('stats');
   }
 
   /**
-   * Runs `fn` without publishing game events: for a restore, before the node accepts any socket, when
-   * no subscriber can exist to miss them (and a re-subscriber from before a restart gets a `sync`
-   * anyway). Members, counts and user presence are updated as usual.
+   * Runs `fn` without publishing game, user or stats events: for a restore, before the node accepts
+   * any socket, when no subscriber can exist to miss them (and a re-subscriber from before a restart
+   * gets a `sync` anyway). Members, counts and user presence are updated as usual; one `stats` event
+   * follows.
    */
   quietly(fn: () => void): void {
     this.quiet = true;
@@ -141,6 +142,7 @@ export class PresenceIndex {
       fn();
     } finally {
       this.quiet = false;
+      this.emitter.emit('stats');
     }
   }
 
@@ -280,6 +282,6 @@ export class PresenceIndex {
     const changed = next.status !== entry.presence.status || next.connections !== entry.presence.connections;
     entry.presence = next;
     if (entry.connections.size === 0) this.users.delete(userId);
-    if (changed) this.emitter.emit(`user:${userId}`, next);
+    if (changed && !this.quiet) this.emitter.emit(`user:${userId}`, next);
   }
 }

@@ -38,10 +38,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 /** `node --import tsx <script> ...args`, from the repository root, tracked until it exits. */
 export function spawnTsx(script: string, args: string[], options: SpawnOptions & { nodeArgs?: string[] } = {}) {
   const { nodeArgs = [], ...spawnOptions } = options;
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
+  return spawnNode([...nodeArgs, '--import', 'tsx', script, ...args], spawnOptions);
+}
+
+/** `node ...args`, from the repository root, tracked until it exits. */
+export function spawnNode(args: string[], options: SpawnOptions = {}) {
+  const child = spawn(process.execPath, args, {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...spawnOptions,
+    ...options,
   });
   live.add(child);
   child.once('exit', () => live.delete(child));

@@ -1,6 +1,6 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { spawnTsx, stopChild, type ChildExit } from './children.js';
+import { repoRoot, spawnNode, spawnTsx, stopChild, type ChildExit } from './children.js';
 
 /** Clock ticks per second of `/proc/<pid>/stat` times (100 on every Linux we run on, but ask). */
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -152,6 +152,28 @@ export function startServerProcess(env: Record<string, string> = {}, nodeArgs: s
     args: ['serve'],
     env: { NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     nodeArgs,
+  });
+}
+
+/**
+ * Compiles the server as `npm start` runs it (`npm run build`: dist/), once per benchmark process, so
+ * that what is timed from spawn is the shipped JavaScript, not tsx compiling the sources.
+ */
+let built = false;
+export function buildServer(): void {
+  if (built) return;
+  execFileSync(process.execPath, [`${repoRoot}node_modules/typescript/bin/tsc`, '-p', 'tsconfig.build.json'], {
+    cwd: repoRoot,
+    stdio: 'inherit',
+  });
+  built = true;
+}
+
+/** `node dist/src/cli.js serve` (see `buildServer`) with `env` on top of the defaults, like `spawnServer`. */
+export function spawnBuiltServer(env: Record<string, string> = {}): ChildProcess {
+  buildServer();
+  return spawnNode(['dist/src/cli.js', 'serve'], {
+    env: { ...process.env, NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
   });
 }
 

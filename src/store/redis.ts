@@ -240,8 +240,11 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
 
     async loadNode(owner) {
       const result: LoadResult = { records: [], skipped: [], lastAlive: null };
-      const stream = redis.hscanStream(keys.node(owner), { count: 5000 });
-      for await (const chunk of stream as AsyncIterable<string[]>) {
+      const scan = (cursor: string) => redis.hscan(keys.node(owner), cursor, 'COUNT', 5000);
+      // The next batch is asked for before this one is validated: Redis and the parsing overlap.
+      for (let pending = scan('0'); ;) {
+        const [cursor, chunk] = await pending;
+        if (cursor !== '0') pending = scan(cursor);
         for (let i = 0; i < chunk.length; i += 2) {
           const field = chunk[i] ?? '';
           const value = chunk[i + 1] ?? '';
@@ -261,8 +264,8 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
             }
           }
         }
+        if (cursor === '0') return result;
       }
-      return result;
     },
 
     connectionsOfUser: (userId) => redis.smembers(keys.user(userId)),

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import type { PresenceClient } from '../../src/client/index.js';
 import type { Member, PresenceEvent, SessionInfo } from '../../src/protocol.js';
+import { createMemoryStore } from '../../src/store/memory.js';
 import { redisKeys } from '../../src/store/redis.js';
 import type { ConnectionRecord } from '../../src/store/types.js';
 import { freePort, startRedis, type TestRedis } from '../support/redis.js';
@@ -247,12 +248,14 @@ describe('restore from Redis', () => {
       flushIntervalMs: 100,
       staleMs: 30_000,
       expireMs: 1_500,
+      inGameExpireMs: 2_500,
       warnMs: 0,
     };
     const deadlines = await (async () => {
       await using a = await startServer(options);
-      const clients = [a.client('dave'), a.client('erin')];
+      const clients = [a.client('dave'), a.client('erin'), a.client('frank')];
       await Promise.all(clients.map((client) => client.ready));
+      await clients[2]?.api.game.join.mutate({ gameId: 'g1' });
       await a.server.drain();
       const rows = a.server.services.connections.list({ limit: 10 });
       await Promise.all(clients.map((client) => client.close()));
@@ -278,32 +281,82 @@ describe('restore from Redis', () => {
     const connections = b.server.services.connections;
     const dave = deadlines.get('dave');
     const erin = deadlines.get('erin');
-    expect(connections.asleep).toBe(2);
+    const frank = deadlines.get('frank');
+    expect(connections.asleep).toBe(3);
 
     // A kick needs the actor: it is woken, then ended by its machine.
     expect(connections.kick(erin?.id ?? '')).toBe(true);
-    expect(connections.asleep).toBe(1);
+    expect(connections.asleep).toBe(2);
     expect(lifecycle).toContainEqual(
       expect.objectContaining({ type: 'connection.expired', connectionId: erin?.id, reason: 'kicked' }),
     );
 
-    // Nobody resumes dave: he is woken at his deadline and his machine expires him then.
+    // Nobody resumes dave or frank: each is woken at his own deadline (frank's is a second later: he
+    // was in a game) and his machine expires him then.
     expect(connections.supervisor?.system.get(dave?.id ?? '')).toBe(undefined);
-    await vi.waitFor(() => expect(connections.get(dave?.id ?? '')).toBe(undefined), { timeout: 5_000, interval: 20 });
-    const expired = lifecycle.find((event) => event.connectionId === dave?.id && event.type === 'connection.expired');
-    expect(expired?.reason).toBe('expired');
-    expect(expired?.at).toBeGreaterThanOrEqual(dave?.expiresAt ?? Infinity);
-    expect(expired?.at).toBeLessThanOrEqual((dave?.expiresAt ?? 0) + 500);
+    expect((frank?.expiresAt ?? 0) - (dave?.expiresAt ?? 0)).toBeGreaterThanOrEqual(900);
+    for (const subject of [dave, frank]) {
+      await vi.waitFor(() => expect(connections.get(subject?.id ?? '')).toBe(undefined), {
+        timeout: 5_000,
+        interval: 20,
+      });
+      const expired = lifecycle.find(
+        (event) => event.connectionId === subject?.id && event.type === 'connection.expired',
+      );
+      expect(expired?.reason).toBe('expired');
+      expect(expired?.at).toBeGreaterThanOrEqual(subject?.expiresAt ?? Infinity);
+      expect(expired?.at).toBeLessThanOrEqual((subject?.expiresAt ?? 0) + 500);
+    }
     expect(connections.asleep).toBe(0);
     const history = await b.server.services.store.history({ limit: 10 });
     expect(history.map((entry) => [entry.connectionId, entry.reason]).sort()).toEqual(
       [
         [dave?.id, 'expired'],
         [erin?.id, 'kicked'],
+        [frank?.id, 'expired'],
       ].sort(),
     );
     // Both are gone from the store as well.
     await b.server.services.store.flush();
     expect(await redis.client().hlen(redisKeys(options.redisPrefix).node('n1'))).toBe(1);
+  });
+});
+
+describe('restored connections due at once', () => {
+  it('are woken and expired a batch per turn of the event loop, not all in one', async () => {
+    const store = createMemoryStore({ nodeId: 'n1' });
+    const options = { store, nodeId: 'n1', staleMs: 30_000, expireMs: 1_000, warnMs: 0, logLevel: 'silent' as const };
+    const n = 1_000;
+    await (async () => {
+      await using a = await startServer(options);
+      const socket = { close: () => undefined };
+      for (let i = 0; i < n; i++) {
+        a.server.services.connections.open({ userId: `u${i}`, role: 'user', ip: null, userAgent: null, socket });
+      }
+      // Every connection stale at the same moment: they all come due together after the restart.
+      await a.server.drain();
+      await a.server.close();
+    })();
+
+    await using b = await startServer(options);
+    const connections = b.server.services.connections;
+    expect(connections.asleep).toBe(n);
+    // What each turn of the event loop sees, until all are gone.
+    const seen: number[] = [];
+    await new Promise<void>((resolve) => {
+      const look = () => {
+        seen.push(connections.asleep);
+        if (connections.size === 0) resolve();
+        else setImmediate(look);
+      };
+      look();
+    });
+    // Batches of 256: at least three turns saw some expired and some still asleep, and never more
+    // than a batch went in one turn.
+    const between = new Set(seen.filter((count) => count > 0 && count < n));
+    expect(between.size).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < seen.length; i++) expect((seen[i - 1] ?? 0) - (seen[i] ?? 0)).toBeLessThanOrEqual(256);
+    const history = await store.history({ limit: n });
+    expect(history.filter((entry) => entry.reason === 'expired')).toHaveLength(n);
   });
 });
