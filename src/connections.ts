@@ -278,11 +278,11 @@ export function createConnections(options: ConnectionsOptions) {
     snapshot: PersistedConnection,
     place: { shard: string; slot: number },
   ): ConnectionActor {
-    sleeping.delete(handle);
     const shard = supervisor?.getSnapshot().children[place.shard];
     shard?.send({ type: 'WAKE', connectionId: handle.connectionId, slot: place.slot, snapshot });
     const actor = supervisor?.system.get(handle.connectionId) as ConnectionActor | undefined;
     if (!actor) throw new PresenceError('UNAVAILABLE', 'the connection actor could not be restored');
+    sleeping.delete(handle);
     handle.actor = actor;
     actor.send({ type: 'RESTORED', at: clock.now(), lostAt: handle.context.staleSince ?? clock.now() });
     return actor;
