@@ -173,7 +173,7 @@ export function buildServer(): void {
 export function spawnBuiltServer(env: Record<string, string> = {}): ChildProcess {
   buildServer();
   return spawnNode(['dist/src/cli.js', 'serve'], {
-    env: { ...process.env, NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
   });
 }
 
