@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Authenticate, ConnectionParams } from './auth.js';
 import { PresenceError } from './errors.js';
+import { answerHeartbeat } from './heartbeatFastPath.js';
 import type { PresenceHooks } from './hooks.js';
+import { keepAliveSweepMs, sweepKeepAlive, type Liveness } from './keepAlive.js';
 import { CloseCode } from './protocol.js';
 import { RateLimiter } from './rateLimit.js';
 import type { AppRouter } from './router/index.js';
@@ -35,16 +37,28 @@ export interface TransportOptions {
  * tRPC has no backpressure: a client that stops reading grows `bufferedAmount` without bound
  * (258 MB in 3 s, NOTES.md). Every send checks it and cuts the socket off past the limit. The
  * socket is terminated, not closed: a client that does not read would never read a close frame.
+ * A subclass (ws' `WebSocket` option) rather than a wrapped `send` per socket: no closures per socket.
  */
-function guardBackpressure(ws: WebSocket, limit: number, onCut: () => void) {
-  const send = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void;
-  ws.send = ((data: unknown, ...rest: unknown[]) => {
-    send(data, ...rest);
-    if (ws.bufferedAmount > limit && ws.readyState === WebSocket.OPEN) {
-      onCut();
-      ws.terminate();
+function guardedWebSocket(limit: number, onCut: (ws: WebSocket) => void) {
+  return class GuardedWebSocket extends WebSocket {
+    override send(data: SendData, options?: SendOptions | SendCallback, cb?: SendCallback): void {
+      if (typeof options === 'function') super.send(data, options);
+      else super.send(data, options ?? {}, cb);
+      if (this.bufferedAmount > limit && this.readyState === WebSocket.OPEN) {
+        onCut(this);
+        this.terminate();
+      }
     }
-  }) as WebSocket['send'];
+  };
+}
+
+type SendData = Parameters<WebSocket['send']>[0];
+type SendCallback = (error?: Error) => void;
+type SendOptions = Exclude<Parameters<WebSocket['send']>[1], SendCallback | undefined>;
+
+/** Per socket: its keep-alive and, once `createContext` is done, its tRPC context. */
+interface SocketState extends Liveness {
+  context: Context | undefined;
 }
 
 export function attachTransport(options: TransportOptions) {
@@ -54,7 +68,20 @@ export function attachTransport(options: TransportOptions) {
   // refuse every call, and a reconnecting client's re-sent subscriptions would end with that error
   // instead of resuming. Refused upgrades make clients retry until the node is ready.
   let accepting = false;
-  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes });
+  const wss: WebSocketServer = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxPayloadBytes,
+    WebSocket: guardedWebSocket(config.maxBufferedBytes, (ws) =>
+      logger.warn({ bufferedAmount: ws.bufferedAmount }, 'slow consumer cut off'),
+    ),
+  });
+  const sockets = new Map<WebSocket, SocketState>();
+  const keepAliveTiming = { pingMs: config.pingMs, pongWaitMs: config.pongWaitMs };
+  const keepAlive = setInterval(
+    () => sweepKeepAlive(sockets, performance.now(), keepAliveTiming),
+    keepAliveSweepMs(keepAliveTiming),
+  );
+  keepAlive.unref();
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -114,6 +141,8 @@ export function attachTransport(options: TransportOptions) {
       context.refusal = error;
       setTimeout(close, REFUSED_SOCKET_GRACE_MS).unref();
     }
+    const state = sockets.get(ws);
+    if (state) state.context = context;
     return context;
   }
 
@@ -121,7 +150,8 @@ export function attachTransport(options: TransportOptions) {
     wss,
     router,
     createContext: (opts) => createContext(opts, opts.info.connectionParams),
-    keepAlive: { enabled: true, pingMs: config.pingMs, pongWaitMs: config.pongWaitMs },
+    // Ours (src/keepAlive.ts), on one sweep instead of two timers per socket.
+    keepAlive: { enabled: false },
     // A batch larger than the burst would only be refused call by call.
     maxBatchSize: config.rateLimit * 2,
     onError({ error, path }) {
@@ -132,6 +162,26 @@ export function attachTransport(options: TransportOptions) {
     },
   });
 
+  /**
+   * A heartbeat the fast path can answer never reaches tRPC; every other frame goes to tRPC's own
+   * listener, unchanged. Exceptions in the fast path must not escape a socket listener (that would
+   * crash the process): the frame then goes to tRPC, which answers it or reports the error.
+   */
+  function route(ws: WebSocket, state: SocketState, trpcListener: (data: unknown, isBinary: boolean) => void) {
+    return (data: unknown, isBinary: boolean) => {
+      state.heard = true;
+      if (!isBinary && Buffer.isBuffer(data)) {
+        try {
+          if (answerHeartbeat(ws, state.context, data)) return;
+        } catch (error) {
+          logger.error({ err: error }, 'heartbeat fast path failed');
+          hooks.onError?.(error, 'heartbeat fast path');
+        }
+      }
+      trpcListener(data, isBinary);
+    };
+  }
+
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     // A frame over maxPayload makes ws close with 1009 and emit 'error'; nothing else to do.
     ws.on('error', (error) => logger.debug({ err: error }, 'socket error'));
@@ -139,15 +189,19 @@ export function attachTransport(options: TransportOptions) {
       ws.close(CloseCode.atCapacity, 'at capacity');
       return;
     }
-    guardBackpressure(ws, config.maxBufferedBytes, () =>
-      logger.warn({ bufferedAmount: ws.bufferedAmount }, 'slow consumer cut off'),
-    );
+    const state: SocketState = { heard: false, quietSince: performance.now(), pingedAt: null, context: undefined };
+    sockets.set(ws, state);
+    ws.once('close', () => sockets.delete(ws));
     handle(ws, req);
+    // tRPC listens for messages with exactly one listener; put the fast path in front of it.
+    const [trpcListener, ...others] = ws.listeners('message') as ((data: unknown, isBinary: boolean) => void)[];
+    if (!trpcListener || others.length > 0) throw new Error('tRPC did not add exactly one message listener');
+    ws.off('message', trpcListener);
+    ws.on('message', route(ws, state, trpcListener));
   });
 
   return {
     wss,
-    /** Stop accepting new sockets (SIGTERM). */
     /** The restore is done: accept sockets. */
     startAccepting() {
       accepting = true;
@@ -161,6 +215,7 @@ export function attachTransport(options: TransportOptions) {
     },
     async close() {
       accepting = false;
+      clearInterval(keepAlive);
       server.off('upgrade', onUpgrade);
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));

@@ -1,0 +1,126 @@
+import superjson, { type SuperJSONResult } from 'superjson';
+import { input, type HeartbeatResult } from './protocol.js';
+import { heartbeatResult } from './router/session.js';
+import type { Context } from './router/trpc.js';
+
+/**
+ * `session.heartbeat` without tRPC's per-call machinery.
+ *
+ * Profiled under 200 closed-loop clients, a heartbeat through tRPC cost about 7× a bare `ws` echo in
+ * server CPU: a context spread per middleware, an `AbortController` per call, superjson both ways,
+ * promise hops (bench/results/peers-fixes.md). Heartbeats are nearly all of a presence server's
+ * traffic, so the transport answers them here when, and only when, tRPC would answer them with a
+ * result: a well-formed call whose input passes the same schema, from an authenticated socket whose
+ * session is live, within the rate limit. Everything else (malformed frames, batches, refused or
+ * ended sessions, a spent rate limit) goes on to tRPC, so every error is tRPC's own, byte for byte.
+ * The reply is the bytes tRPC would send (a test compares them).
+ */
+
+const PATH = 'session.heartbeat';
+const PATH_BYTES = Buffer.from(`"${PATH}"`);
+/** A heartbeat frame is about 100 bytes; anything much longer is left to tRPC. */
+const MAX_FRAME_BYTES = 512;
+/** superjson's `meta` for a `HeartbeatResult`: its two Dates, in the order superjson walks them. */
+const RESULT_META = JSON.stringify({ values: { serverTime: ['Date'], staleAt: ['Date'] }, v: 1 });
+
+/** The parts of a heartbeat call that its reply repeats. */
+export interface HeartbeatCall {
+  id: number | string;
+  jsonrpc: '2.0' | undefined;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * The call, if `frame` is a single `session.heartbeat` mutation that tRPC would accept and whose input
+ * passes `input.heartbeat`; `null` for anything else. It may decline frames tRPC would accept (they
+ * take the detour through tRPC and get the same answer) but never accepts one that tRPC, superjson
+ * or zod would refuse.
+ */
+export function parseHeartbeatCall(frame: Buffer): HeartbeatCall | null {
+  if (frame.length > MAX_FRAME_BYTES || !frame.includes(PATH_BYTES)) return null;
+  let message: unknown;
+  try {
+    message = JSON.parse(frame.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (!isRecord(message) || message['method'] !== 'mutation') return null;
+  const { id, jsonrpc, params } = message;
+  if (typeof id !== 'string' && (typeof id !== 'number' || Number.isNaN(id))) return null;
+  if (jsonrpc !== undefined && jsonrpc !== '2.0') return null;
+  if (!isRecord(params) || params['path'] !== PATH || params['lastEventId'] !== undefined) return null;
+  const raw = params['input'];
+  if (!isRecord(raw)) return null;
+  let value: unknown;
+  if (raw['meta'] === undefined) {
+    // What superjson.deserialize returns for an envelope without meta (less the copy).
+    value = raw['json'];
+  } else {
+    // The typed client's `mutate()` sends `{ json: null, meta: { values: ['undefined'] } }`.
+    try {
+      value = superjson.deserialize(raw as unknown as SuperJSONResult);
+    } catch {
+      return null;
+    }
+  }
+  if (!input.heartbeat.safeParse(value).success) return null;
+  return { id, jsonrpc };
+}
+
+/**
+ * `toISOString()` of the last two times asked for. Under load, heartbeats answered in the same
+ * millisecond share both their `serverTime` and their `staleAt` (now + staleMs), and formatting a
+ * Date was a tenth of the fast path's time.
+ */
+const isoCache: [number, string][] = [
+  [Number.NaN, ''],
+  [Number.NaN, ''],
+];
+function isoOf(date: Date): string {
+  const ms = date.getTime();
+  for (const entry of isoCache) if (entry[0] === ms) return entry[1];
+  const iso = date.toISOString();
+  isoCache.pop();
+  isoCache.unshift([ms, iso]);
+  return iso;
+}
+
+/**
+ * The reply tRPC sends for `result`: `JSON.stringify({ id, jsonrpc, result: { type: 'data', data } })`
+ * where `data` is superjson's `{ json, meta }`, written out directly. Only `id` can need escaping;
+ * the state is one of three words and ISO dates are plain ASCII.
+ */
+export function heartbeatReply(call: HeartbeatCall, result: HeartbeatResult): string {
+  const jsonrpc = call.jsonrpc === undefined ? '' : ',"jsonrpc":"2.0"';
+  return (
+    `{"id":${JSON.stringify(call.id)}${jsonrpc},"result":{"type":"data","data":{"json":` +
+    `{"serverTime":"${isoOf(result.serverTime)}","state":"${result.state}","staleAt":"${isoOf(result.staleAt)}"},` +
+    `"meta":${RESULT_META}}}}`
+  );
+}
+
+/** The part of a socket the fast path uses. */
+export interface ReplySocket {
+  readonly readyState: number;
+  send(data: string): void;
+}
+
+const OPEN = 1;
+
+/**
+ * Answers `frame` if it is a heartbeat this path may answer (see above): the call is counted against
+ * the rate limit, sent to the connection's actor as activity, and answered. Returns whether it did;
+ * `false` means nothing happened and the frame belongs to tRPC.
+ */
+export function answerHeartbeat(socket: ReplySocket, context: Context | undefined, frame: Buffer): boolean {
+  const session = context?.session;
+  if (!context || !session || session.ended || socket.readyState !== OPEN) return false;
+  const call = parseHeartbeatCall(frame);
+  // A refused take() spends no token, so tRPC's own take() refuses the call the same way.
+  if (!call || !context.limiter.take()) return false;
+  context.services.connections.touch(session);
+  socket.send(heartbeatReply(call, heartbeatResult(context.services, session)));
+  return true;
+}
