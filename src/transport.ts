@@ -10,6 +10,7 @@ import type { PresenceHooks } from './hooks.js';
 import { keepAliveSweepMs, sweepKeepAlive, type Liveness } from './keepAlive.js';
 import { CloseCode } from './protocol.js';
 import { RateLimiter } from './rateLimit.js';
+import { sharingEncoder } from './sharedEncoding.js';
 import type { AppRouter } from './router/index.js';
 import type { Context, Services } from './router/trpc.js';
 
@@ -154,6 +155,8 @@ export function attachTransport(options: TransportOptions) {
     keepAlive: { enabled: false },
     // A batch larger than the burst would only be refused call by call.
     maxBatchSize: config.rateLimit * 2,
+    // JSON, with presence events written once for all their subscribers (src/sharedEncoding.ts).
+    experimental_encoder: sharingEncoder,
     onError({ error, path }) {
       if (error.code === 'INTERNAL_SERVER_ERROR') {
         logger.error({ err: error, path }, 'procedure failed');

@@ -1,11 +1,11 @@
 import { initTRPC } from '@trpc/server';
-import superjson from 'superjson';
 import type { Clock } from '../clock.js';
 import type { ResolvedConfig } from '../config.js';
 import type { ConnectionHandle, Connections } from '../connections.js';
 import { PresenceError, toTRPCError } from '../errors.js';
 import type { PresenceIndex } from '../presence.js';
 import type { RateLimiter } from '../rateLimit.js';
+import { sharingTransformer } from '../sharedEncoding.js';
 import type { PresenceStore } from '../store/types.js';
 
 /** What every procedure can reach. One per server, shared by every socket. */
@@ -28,8 +28,9 @@ export interface Context {
   onRefused(): void;
 }
 
-// `isDev: false`: stack traces go to the logs, never to clients.
-const t = initTRPC.context<Context>().create({ transformer: superjson, isDev: false });
+// `isDev: false`: stack traces go to the logs, never to clients. The transformer is superjson, with
+// presence events serialised once for all their subscribers (src/sharedEncoding.ts).
+const t = initTRPC.context<Context>().create({ transformer: sharingTransformer, isDev: false });
 
 export const router = t.router;
 
