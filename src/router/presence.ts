@@ -1,16 +1,20 @@
 import { tracked } from '@trpc/server';
 import { input, type Member } from '../protocol.js';
+import { shareable } from '../sharedEncoding.js';
 import { router, sessionProcedure } from './trpc.js';
 
 export const presenceRouter = router({
-  game: sessionProcedure.input(input.presenceGame).subscription(async function* ({ ctx, input, signal }) {
-    const events = ctx.services.presence.subscribeGame(
-      input.gameId,
-      input.lastEventId,
-      signal ?? new AbortController().signal,
-    );
-    for await (const { id, event } of events) yield tracked(id, event);
-  }),
+  // Every subscriber of the game gets the same event object: serialised once for all of them.
+  game: sessionProcedure
+    .input(input.presenceGame)
+    .subscription(({ ctx, input, signal }) =>
+      ctx.services.presence.subscribeGame(
+        input.gameId,
+        input.lastEventId,
+        signal ?? new AbortController().signal,
+        ({ id, event }) => tracked(id, shareable(event)),
+      ),
+    ),
 
   user: sessionProcedure.input(input.user).subscription(async function* ({ ctx, input, signal }) {
     yield* ctx.services.presence.subscribeUser(input.userId, signal ?? new AbortController().signal);
