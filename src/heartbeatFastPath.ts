@@ -1,7 +1,8 @@
 import superjson, { type SuperJSONResult } from 'superjson';
+import { WebSocket } from 'ws';
 import { input, type HeartbeatResult } from './protocol.js';
 import { heartbeatResult } from './router/session.js';
-import type { Context } from './router/trpc.js';
+import type { Context, ContextSocket } from './router/trpc.js';
 
 /**
  * `session.heartbeat` without tRPC's per-call machinery.
@@ -101,22 +102,14 @@ export function heartbeatReply(call: HeartbeatCall, result: HeartbeatResult): st
   );
 }
 
-/** The part of a socket the fast path uses. */
-export interface ReplySocket {
-  readonly readyState: number;
-  send(data: string): void;
-}
-
-const OPEN = 1;
-
 /**
  * Answers `frame` if it is a heartbeat this path may answer (see above): the call is counted against
  * the rate limit, sent to the connection's actor as activity, and answered. Returns whether it did;
  * `false` means nothing happened and the frame belongs to tRPC.
  */
-export function answerHeartbeat(socket: ReplySocket, context: Context | undefined, frame: Buffer): boolean {
+export function answerHeartbeat(socket: ContextSocket, context: Context | undefined, frame: Buffer): boolean {
   const session = context?.session;
-  if (!context || !session || session.ended || socket.readyState !== OPEN) return false;
+  if (!context || !session || session.ended || socket.readyState !== WebSocket.OPEN) return false;
   const call = parseHeartbeatCall(frame);
   // A refused take() spends no token, so tRPC's own take() refuses the call the same way.
   if (!call || !context.limiter.take()) return false;

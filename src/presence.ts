@@ -9,7 +9,7 @@ import type {
   UserPresence,
   UserStatus,
 } from './protocol.js';
-import { createPushIterator } from './pushIterator.js';
+import { createPushIterator, type PushIterator } from './pushIterator.js';
 
 /**
  * What presence knows of one connection: exactly what its actor reported when it last entered a
@@ -186,7 +186,7 @@ export class PresenceIndex {
     lastEventId: string | undefined,
     signal: AbortSignal,
     wrap: (tracked: TrackedPresenceEvent) => T,
-  ): AsyncIterableIterator<T> {
+  ): PushIterator<T> {
     const game = this.game(gameId);
     const name = `game:${gameId}`;
     let last = '';

@@ -38,21 +38,72 @@ function sharedEnvelope(value: unknown): { id: string; data: object } | null {
   return Object.keys(value).length === 2 ? { id, data } : null;
 }
 
+/** The superjson result of `{ id, data }` for a shareable `data`: computed once per event. */
+function serializeShared(id: string, data: object, value: unknown): SuperJSONResult {
+  const hit = recent.get(data);
+  if (hit?.id === id) return hit.result;
+  const result = superjson.serialize(value);
+  texts.set(result, JSON.stringify(result));
+  recent.delete(data);
+  recent.set(data, { id, result });
+  if (recent.size > RECENT_ENTRIES) recent.delete(recent.keys().next().value as object);
+  return result;
+}
+
+/**
+ * The subscription request a raw input came with, for a subscription that writes its later events
+ * itself (`subscriptionFrame`): tRPC tells a procedure its input, not the request's id. The encoder
+ * notes it on the input of every single `subscription` message it decodes; the input transformer
+ * carries the note over to what superjson makes of that input, which is what a middleware's
+ * `getRawInput()` returns.
+ */
+export interface SubscriptionRequest {
+  id: number | string;
+  jsonrpc: '2.0' | undefined;
+}
+const requests = new WeakMap<object, SubscriptionRequest>();
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The request of a subscription whose raw input this is, if the encoder saw it come in. */
+export function requestOf(rawInput: unknown): SubscriptionRequest | undefined {
+  return isRecord(rawInput) ? requests.get(rawInput) : undefined;
+}
+
+function noteSubscription(message: unknown) {
+  if (!isRecord(message) || message['method'] !== 'subscription') return;
+  const { id, jsonrpc, params } = message;
+  if (typeof id !== 'string' && (typeof id !== 'number' || Number.isNaN(id))) return;
+  if (jsonrpc !== undefined && jsonrpc !== '2.0') return;
+  if (isRecord(params) && isRecord(params['input'])) requests.set(params['input'], { id, jsonrpc });
+}
+
+/**
+ * The frame tRPC's loop would send for `tracked(id, data)` of subscription `request`, written
+ * directly (`data` must be shareable): `{ id, jsonrpc?, result: { type: 'data', data, id } }`.
+ */
+export function subscriptionFrame(request: SubscriptionRequest, id: string, data: object): string {
+  const text = texts.get(serializeShared(id, data, { id, data })) ?? '';
+  const jsonrpc = request.jsonrpc === undefined ? '' : ',"jsonrpc":"2.0"';
+  return `{"id":${JSON.stringify(request.id)}${jsonrpc},"result":{"type":"data","data":${text},"id":${JSON.stringify(id)}}}`;
+}
+
 /** superjson, except that a tracked envelope of a shareable object is serialised once. */
 export const sharingTransformer: CombinedDataTransformer = {
-  input: superjson,
+  input: {
+    serialize: (value: unknown) => superjson.serialize(value),
+    deserialize(value: unknown): unknown {
+      const result: unknown = superjson.deserialize(value as SuperJSONResult);
+      const request = requestOf(value);
+      if (request && isRecord(result)) requests.set(result, request);
+      return result;
+    },
+  },
   output: {
     serialize(value: unknown) {
       const envelope = sharedEnvelope(value);
-      if (!envelope) return superjson.serialize(value);
-      const hit = recent.get(envelope.data);
-      if (hit?.id === envelope.id) return hit.result;
-      const result = superjson.serialize(value);
-      texts.set(result, JSON.stringify(result));
-      recent.delete(envelope.data);
-      recent.set(envelope.data, { id: envelope.id, result });
-      if (recent.size > RECENT_ENTRIES) recent.delete(recent.keys().next().value as object);
-      return result;
+      return envelope ? serializeShared(envelope.id, envelope.data, value) : superjson.serialize(value);
     },
     deserialize: (value: unknown): unknown => superjson.deserialize(value as SuperJSONResult),
   },
@@ -83,5 +134,9 @@ export const sharingEncoder: Encoder = {
     const at = frame.lastIndexOf(QUOTED_PLACEHOLDER);
     return frame.slice(0, at) + text + frame.slice(at + QUOTED_PLACEHOLDER.length);
   },
-  decode: (data) => jsonEncoder.decode(data),
+  decode(data) {
+    const message = jsonEncoder.decode(data);
+    noteSubscription(message);
+    return message;
+  },
 };

@@ -109,6 +109,7 @@ export function attachTransport(options: TransportOptions) {
       session: null,
       refusal: null,
       limiter: new RateLimiter(config.rateLimit, config.rateLimit * 2, clock),
+      socket: ws,
       onRefused() {
         if (refusedAnswered) return;
         refusedAnswered = true;

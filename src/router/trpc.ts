@@ -24,8 +24,16 @@ export interface Context {
   session: ConnectionHandle | null;
   refusal: PresenceError | null;
   limiter: RateLimiter;
+  /** This context's socket, for frames written to it directly (presence events). */
+  socket: ContextSocket;
   /** Called once a refused socket's call has been answered: the transport closes it then. */
   onRefused(): void;
+}
+
+/** The part of a socket that frames are written to. */
+export interface ContextSocket {
+  readonly readyState: number;
+  send(data: string): void;
 }
 
 // `isDev: false`: stack traces go to the logs, never to clients. The transformer is superjson, with
