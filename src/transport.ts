@@ -57,9 +57,23 @@ type SendData = Parameters<WebSocket['send']>[0];
 type SendCallback = (error?: Error) => void;
 type SendOptions = Exclude<Parameters<WebSocket['send']>[1], SendCallback | undefined>;
 
-/** Per socket: its keep-alive and, once `createContext` is done, its tRPC context. */
+/** Per socket: its keep-alive, its peer and, once `createContext` is done, its tRPC context. */
 interface SocketState extends Liveness {
+  ip: string | null;
+  userAgent: string | null;
   context: Context | undefined;
+}
+
+/**
+ * What tRPC gets of the upgrade request. It reads the URL and the host once, when the socket
+ * connects, but its per-socket closures keep whatever it was given for the socket's lifetime: the
+ * whole IncomingMessage, with its headers, raw headers and stream state, was about 0.8 KB of every
+ * idle connection's heap (a heap-snapshot diff, bench/results/peers-fixes.md). The transport reads
+ * the peer's address and user agent itself (`SocketState`). HTTP only: presenced serves no TLS.
+ */
+function upgradeSummary(req: IncomingMessage): IncomingMessage {
+  const host = req.headers.host;
+  return { url: req.url, headers: host === undefined ? {} : { host } } as IncomingMessage;
 }
 
 export function attachTransport(options: TransportOptions) {
@@ -98,11 +112,8 @@ export function attachTransport(options: TransportOptions) {
   };
   server.on('upgrade', onUpgrade);
 
-  async function createContext(
-    { req, res }: { req: IncomingMessage; res: WebSocket },
-    params: ConnectionParams,
-  ): Promise<Context> {
-    const ws = res;
+  async function createContext(ws: WebSocket, params: ConnectionParams): Promise<Context> {
+    const state = sockets.get(ws);
     let refusedAnswered = false;
     const context: Context = {
       services,
@@ -127,11 +138,10 @@ export function attachTransport(options: TransportOptions) {
       const identity = await authenticate(params);
       if (ws.readyState !== WebSocket.OPEN)
         throw new PresenceError('UNAVAILABLE', 'socket closed during authentication');
-      const forwarded = req.headers['user-agent'];
       const handle = connections.open({
         ...identity,
-        ip: req.socket.remoteAddress ?? null,
-        userAgent: typeof forwarded === 'string' ? forwarded.slice(0, 512) : null,
+        ip: state?.ip ?? null,
+        userAgent: state?.userAgent ?? null,
         resume: params?.['resume'],
         socket: ws,
       });
@@ -143,7 +153,6 @@ export function attachTransport(options: TransportOptions) {
       context.refusal = error;
       setTimeout(close, REFUSED_SOCKET_GRACE_MS).unref();
     }
-    const state = sockets.get(ws);
     if (state) state.context = context;
     return context;
   }
@@ -151,7 +160,7 @@ export function attachTransport(options: TransportOptions) {
   const handle = getWSConnectionHandler<AppRouter>({
     wss,
     router,
-    createContext: (opts) => createContext(opts, opts.info.connectionParams),
+    createContext: (opts) => createContext(opts.res, opts.info.connectionParams),
     // Ours (src/keepAlive.ts), on one sweep instead of two timers per socket.
     keepAlive: { enabled: false },
     // A batch larger than the burst would only be refused call by call.
@@ -193,10 +202,18 @@ export function attachTransport(options: TransportOptions) {
       ws.close(CloseCode.atCapacity, 'at capacity');
       return;
     }
-    const state: SocketState = { heard: false, quietSince: performance.now(), pingedAt: null, context: undefined };
+    const userAgent = req.headers['user-agent'];
+    const state: SocketState = {
+      heard: false,
+      quietSince: performance.now(),
+      pingedAt: null,
+      ip: req.socket.remoteAddress ?? null,
+      userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 512) : null,
+      context: undefined,
+    };
     sockets.set(ws, state);
     ws.once('close', () => sockets.delete(ws));
-    handle(ws, req);
+    handle(ws, upgradeSummary(req));
     // tRPC listens for messages with exactly one listener; put the fast path in front of it.
     const [trpcListener, ...others] = ws.listeners('message') as ((data: unknown, isBinary: boolean) => void)[];
     if (!trpcListener || others.length > 0) throw new Error('tRPC did not add exactly one message listener');
