@@ -4,6 +4,7 @@ import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Authenticate, ConnectionParams } from './auth.js';
+import type { ConnectionHandle } from './connections.js';
 import { PresenceError } from './errors.js';
 import { answerHeartbeat } from './heartbeatFastPath.js';
 import type { PresenceHooks } from './hooks.js';
@@ -76,6 +77,32 @@ function upgradeSummary(req: IncomingMessage): IncomingMessage {
   return { url: req.url, headers: host === undefined ? {} : { host } } as IncomingMessage;
 }
 
+/** A socket's tRPC context. Its methods are shared: an accepted socket's context keeps no closures. */
+class SocketContext implements Context {
+  session: ConnectionHandle | null = null;
+  refusal: PresenceError | null = null;
+  private refusedAnswered = false;
+
+  constructor(
+    readonly services: Services,
+    readonly limiter: RateLimiter,
+    readonly socket: WebSocket,
+  ) {}
+
+  onRefused() {
+    if (this.refusedAnswered) return;
+    this.refusedAnswered = true;
+    setImmediate(() => this.closeRefused());
+  }
+
+  /** Closes a refused socket with the close code of its refusal. */
+  closeRefused() {
+    const code = this.refusal ? refusalCloseCode[this.refusal.code as keyof typeof refusalCloseCode] : undefined;
+    if (this.socket.readyState === WebSocket.OPEN)
+      this.socket.close(code ?? CloseCode.unauthorized, this.refusal?.message.slice(0, 120));
+  }
+}
+
 export function attachTransport(options: TransportOptions) {
   const { server, router, services, authenticate, logger, hooks } = options;
   const { config, connections, clock } = services;
@@ -114,26 +141,7 @@ export function attachTransport(options: TransportOptions) {
 
   async function createContext(ws: WebSocket, params: ConnectionParams): Promise<Context> {
     const state = sockets.get(ws);
-    let refusedAnswered = false;
-    const context: Context = {
-      services,
-      session: null,
-      refusal: null,
-      limiter: new RateLimiter(config.rateLimit, config.rateLimit * 2, clock),
-      socket: ws,
-      onRefused() {
-        if (refusedAnswered) return;
-        refusedAnswered = true;
-        setImmediate(() => close());
-      },
-    };
-    const close = () => {
-      const code = context.refusal
-        ? refusalCloseCode[context.refusal.code as keyof typeof refusalCloseCode]
-        : undefined;
-      if (ws.readyState === WebSocket.OPEN)
-        ws.close(code ?? CloseCode.unauthorized, context.refusal?.message.slice(0, 120));
-    };
+    const context = new SocketContext(services, new RateLimiter(config.rateLimit, config.rateLimit * 2, clock), ws);
     try {
       const identity = await authenticate(params);
       if (ws.readyState !== WebSocket.OPEN)
@@ -151,7 +159,7 @@ export function attachTransport(options: TransportOptions) {
       if (!(error instanceof PresenceError)) throw error;
       logger.info({ code: error.code, reason: error.message }, 'connection refused');
       context.refusal = error;
-      setTimeout(close, REFUSED_SOCKET_GRACE_MS).unref();
+      setTimeout(() => context.closeRefused(), REFUSED_SOCKET_GRACE_MS).unref();
     }
     if (state) state.context = context;
     return context;
