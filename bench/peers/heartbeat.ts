@@ -5,6 +5,7 @@
  */
 import type { BenchRedis } from '../lib/benchRedis.js';
 import { commandDelta, totalCalls } from '../lib/benchRedis.js';
+import { nowMicros, type MicrosWindow } from '../lib/cpuProfile.js';
 import { table, type Section } from '../lib/markdown.js';
 import type { PeerClient } from '../lib/peer.js';
 import { closeClients, connectMany, recordFigure, withPeer, type ScenarioOptions } from '../lib/peerRun.js';
@@ -37,6 +38,8 @@ export interface HeartbeatLoad {
   latencies: number[];
   cpuSeconds: number;
   redisCommands: number;
+  /** The measured part (after the warm-up). */
+  window: MicrosWindow;
 }
 
 /** Warm-up, then `durationMs` measured; used by the scenario and by the profiler. */
@@ -54,9 +57,11 @@ export async function heartbeatLoad(
   const commandsBefore = await redis?.commandCounts();
   let cpuEnd = 0;
   const cpuStart = cpu(server, redis);
+  const from = nowMicros();
   const timer = setTimeout(() => (cpuEnd = cpu(server, redis)), durationMs);
   await Promise.all(clients.map((client) => closedLoop(client, performance.now() + durationMs, latencies, errors)));
   clearTimeout(timer);
+  const to = nowMicros();
   if (cpuEnd === 0) cpuEnd = cpu(server, redis);
   const commandsAfter = await redis?.commandCounts();
   const commands = commandsBefore && commandsAfter ? totalCalls(commandDelta(commandsBefore, commandsAfter)) : 0;
@@ -66,12 +71,13 @@ export async function heartbeatLoad(
     latencies,
     cpuSeconds: cpuEnd - cpuStart,
     redisCommands: commands,
+    window: { from, to },
   };
 }
 
 export async function runHeartbeat(options: ScenarioOptions): Promise<Section[]> {
-  const durationMs = options.quick ? 3_000 : 10_000;
-  const warmupMs = options.quick ? 500 : 2_000;
+  const durationMs = options.quick ? 2_000 : 10_000;
+  const warmupMs = options.quick ? 300 : 2_000;
   const rows: string[][] = [];
   for (const peer of peers) {
     await withPeer(peer, async (server, redis) => {
