@@ -34,13 +34,40 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
+ * The exact texts of a heartbeat call that the typed client (`params.input` first; `mutate()` sends
+ * superjson's `undefined`) and plain JSON clients (`params.path` first) write, with an integer id and
+ * no `jsonrpc`. Groups: the id, the `clientTime` of either order, and superjson's `undefined`.
+ */
+const NUMBER = '-?(?:0|[1-9]\\d*)(?:\\.\\d+)?(?:[eE][+-]?\\d+)?';
+const JSON_INPUT = `\\{"json":(?:\\{\\}|\\{"clientTime":(${NUMBER})\\})\\}`;
+const UNDEFINED_INPUT = '(\\{"json":null,"meta":\\{"values":\\["undefined"\\],"v":1\\}\\})';
+const CANONICAL_CALL = new RegExp(
+  `^\\{"id":(0|[1-9]\\d{0,14}),"method":"mutation","params":\\{` +
+    `(?:"path":"session\\.heartbeat","input":${JSON_INPUT}|"input":(?:${JSON_INPUT}|${UNDEFINED_INPUT}),"path":"session\\.heartbeat")` +
+    `\\}\\}$`,
+);
+
+/** What JSON.parse, superjson and the schema make of a canonical call; the number grammar is JSON's. */
+function canonicalCall([, id, pathFirstTime, inputFirstTime, undefinedInput]: RegExpExecArray): HeartbeatCall | null {
+  const time = pathFirstTime ?? inputFirstTime;
+  const value = time !== undefined ? { clientTime: Number(time) } : undefinedInput !== undefined ? undefined : {};
+  return input.heartbeat.safeParse(value).success ? { id: Number(id), jsonrpc: undefined } : null;
+}
+
+/**
  * The call, if `frame` is a single `session.heartbeat` mutation that tRPC would accept and whose input
  * passes `input.heartbeat`; `null` for anything else. It may decline frames tRPC would accept (they
  * take the detour through tRPC and get the same answer) but never accepts one that tRPC, superjson
  * or zod would refuse.
  */
 export function parseHeartbeatCall(frame: Buffer): HeartbeatCall | null {
-  if (frame.length > MAX_FRAME_BYTES || !frame.includes(PATH_BYTES)) return null;
+  if (frame.length > MAX_FRAME_BYTES) return null;
+  // Nearly every heartbeat is one of the few exact texts clients write: recognising those costs a
+  // sixth of JSON.parse, which was the fast path's largest cost in the heartbeat profile. Latin-1,
+  // because the pattern is ASCII: any other byte fails it and takes the general way below.
+  const canonical = CANONICAL_CALL.exec(frame.toString('latin1'));
+  if (canonical) return canonicalCall(canonical);
+  if (!frame.includes(PATH_BYTES)) return null;
   let message: unknown;
   try {
     message = JSON.parse(frame.toString('utf8'));

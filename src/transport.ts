@@ -45,7 +45,8 @@ function guardedWebSocket(limit: number, onCut: (ws: WebSocket) => void) {
   return class GuardedWebSocket extends WebSocket {
     override send(data: SendData, options?: SendOptions | SendCallback, cb?: SendCallback): void {
       if (typeof options === 'function') super.send(data, options);
-      else super.send(data, options ?? {}, cb);
+      else if (options === undefined) super.send(data, cb);
+      else super.send(data, options, cb);
       if (this.bufferedAmount > limit && this.readyState === WebSocket.OPEN) {
         onCut(this);
         this.terminate();

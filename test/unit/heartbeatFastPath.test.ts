@@ -64,6 +64,39 @@ describe('heartbeat fast path: which frames it answers', () => {
   });
 });
 
+describe('heartbeat fast path: the exact texts clients write', () => {
+  // The typed client's frames, byte for byte (params.input before params.path), and a JSON client's.
+  const canonical = [
+    '{"id":3,"method":"mutation","params":{"input":{"json":null,"meta":{"values":["undefined"],"v":1}},"path":"session.heartbeat"}}',
+    '{"id":4,"method":"mutation","params":{"input":{"json":{"clientTime":1234.5}},"path":"session.heartbeat"}}',
+    '{"id":0,"method":"mutation","params":{"input":{"json":{}},"path":"session.heartbeat"}}',
+    '{"id":999999999999999,"method":"mutation","params":{"path":"session.heartbeat","input":{"json":{"clientTime":-1.5e-3}}}}',
+    '{"id":5,"method":"mutation","params":{"path":"session.heartbeat","input":{"json":{"clientTime":0}}}}',
+  ];
+
+  it.each(canonical)('%s: as JSON.parse and superjson read it', (text) => {
+    const call = parseHeartbeatCall(Buffer.from(text));
+    expect(call).not.toBeNull();
+    // Re-indented, the same message is no exact text: it takes the general way, to the same call.
+    const general = Buffer.from(JSON.stringify(JSON.parse(text), null, 1));
+    expect(call).toEqual(parseHeartbeatCall(general));
+  });
+
+  it.each([
+    [
+      'an Infinity clientTime',
+      '{"id":6,"method":"mutation","params":{"path":"session.heartbeat","input":{"json":{"clientTime":1e999}}}}',
+    ],
+    ['a leading zero id', '{"id":07,"method":"mutation","params":{"path":"session.heartbeat","input":{"json":{}}}}'],
+    [
+      'a non-ASCII byte',
+      '{"id":8,"method":"mutation","params":{"path":"session.heartbeat","input":{"json":{"clientTime":1}}}}\u00e9',
+    ],
+  ])('declines %s', (_name, text) => {
+    expect(parseHeartbeatCall(Buffer.from(text))).toBeNull();
+  });
+});
+
 describe('heartbeat fast path: its reply is the bytes tRPC sends', () => {
   const calls: HeartbeatCall[] = [
     { id: 1, jsonrpc: undefined },
