@@ -1,6 +1,6 @@
 import superjson from 'superjson';
 import { describe, expect, it, vi } from 'vitest';
-import { RawSocket } from '../support/rawSocket.js';
+import { frameTexts, RawSocket } from '../support/rawSocket.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 /**
@@ -9,16 +9,6 @@ import { startServer, type TestServer } from '../support/server.js';
  * goes through tRPC's loop all the way: two sockets subscribing the same way, one with the frame and
  * one with the frame in a batch, must receive the same bytes.
  */
-
-/** The text of every frame the server sends `socket` from now on, PING excepted. */
-function texts(socket: RawSocket): string[] {
-  const seen: string[] = [];
-  socket.ws.on('message', (data: Buffer) => {
-    const text = data.toString('utf8');
-    if (text !== 'PING') seen.push(text);
-  });
-  return seen;
-}
 
 const subscribe = (id: number | string, gameId: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({
@@ -32,7 +22,7 @@ async function pair(t: TestServer) {
   const direct = await RawSocket.open(t.wsUrl, { userId: 'direct' });
   const viaTrpc = await RawSocket.open(t.wsUrl, { userId: 'via-trpc' });
   for (const socket of [direct, viaTrpc]) await socket.request('query', 'session.info');
-  return { direct, viaTrpc, directSeen: texts(direct), trpcSeen: texts(viaTrpc) };
+  return { direct, viaTrpc, directSeen: frameTexts(direct), trpcSeen: frameTexts(viaTrpc) };
 }
 
 describe('presence events written directly', () => {

@@ -2,7 +2,7 @@ import superjson from 'superjson';
 import { describe, expect, it, vi } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import { CloseCode } from '../../src/protocol.js';
-import { RawSocket } from '../support/rawSocket.js';
+import { frameTexts, RawSocket } from '../support/rawSocket.js';
 import { startServer } from '../support/server.js';
 
 /**
@@ -19,16 +19,6 @@ const fixedClock = (at: number): Clock => ({
 
 const heartbeatFrame = (id: number | string, input: unknown, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ id, method: 'mutation', params: { path: 'session.heartbeat', input }, ...extra });
-
-/** The text of every frame the server sends `socket` from now on, PING excepted. */
-function texts(socket: RawSocket): string[] {
-  const seen: string[] = [];
-  socket.ws.on('message', (data: Buffer) => {
-    const text = data.toString('utf8');
-    if (text !== 'PING') seen.push(text);
-  });
-  return seen;
-}
 
 /** Sends `frame`, then the same frame as a batch of one; resolves with both answers' text. */
 async function bothWays(socket: RawSocket, seen: string[], frame: string): Promise<[string, string]> {
@@ -62,7 +52,7 @@ describe('heartbeat fast path', () => {
   it('answers exactly as tRPC does: numeric and string ids, jsonrpc, with and without input', async () => {
     await using t = await startServer({ clock: fixedClock(1_700_000_000_123) });
     await using socket = await RawSocket.open(t.wsUrl, { userId: 'alice' });
-    const seen = texts(socket);
+    const seen = frameTexts(socket);
     const frames = [
       heartbeatFrame(1, superjson.serialize(undefined)),
       heartbeatFrame('s-1', { json: { clientTime: 5 } }),
@@ -80,7 +70,7 @@ describe('heartbeat fast path', () => {
   it('a heartbeat tRPC refuses gets the same error as before: bad input, wrong type, lastEventId', async () => {
     await using t = await startServer();
     await using socket = await RawSocket.open(t.wsUrl, { userId: 'alice' });
-    const seen = texts(socket);
+    const seen = frameTexts(socket);
     const refused: [string, string][] = [
       [heartbeatFrame(1, superjson.serialize({ clientTime: 'x' })), 'BAD_REQUEST'],
       [heartbeatFrame(2, superjson.serialize({ clientTime: Number.POSITIVE_INFINITY })), 'BAD_REQUEST'],
@@ -109,7 +99,7 @@ describe('heartbeat fast path', () => {
   it('past the rate limit: TOO_MANY_REQUESTS, as from tRPC', async () => {
     await using t = await startServer({ rateLimit: 1 });
     await using socket = await RawSocket.open(t.wsUrl, { userId: 'alice' });
-    const seen = texts(socket);
+    const seen = frameTexts(socket);
     // connectionParams is no call; the burst (2) goes to two heartbeats.
     for (const id of [1, 2]) socket.send(heartbeatFrame(id, { json: {} }));
     await vi.waitFor(() => expect(seen).toHaveLength(2));
@@ -122,7 +112,7 @@ describe('heartbeat fast path', () => {
   it('a session that has ended: UNAUTHORIZED, as from tRPC, and no activity', async () => {
     await using t = await startServer();
     await using socket = await RawSocket.open(t.wsUrl, { userId: 'alice' });
-    const seen = texts(socket);
+    const seen = frameTexts(socket);
     const { connectionId } = (await socket.request('query', 'session.info')).result?.data as { connectionId: string };
     const handle = t.server.services.connections.get(connectionId);
     if (!handle) throw new Error('no handle');
@@ -142,7 +132,7 @@ describe('heartbeat fast path', () => {
   it('a refused socket (bad token): UNAUTHORIZED, as from tRPC', async () => {
     await using t = await startServer({ jwtSecret: 'a-secret-of-at-least-16-chars' });
     await using socket = await RawSocket.open(t.wsUrl, { token: 'not-a-jwt' });
-    const seen = texts(socket);
+    const seen = frameTexts(socket);
     socket.send(heartbeatFrame(1, { json: {} }));
     await vi.waitFor(() => expect(seen).toHaveLength(1));
     expect(JSON.parse(seen[0] ?? '')).toMatchObject({ error: { json: { data: { code: 'UNAUTHORIZED' } } } });
@@ -152,7 +142,7 @@ describe('heartbeat fast path', () => {
   it('a heartbeat frame over maxPayloadBytes closes that socket with 1009, unanswered', async () => {
     await using t = await startServer({ maxPayloadBytes: 1_024 });
     await using socket = await RawSocket.open(t.wsUrl, { userId: 'alice' });
-    const seen = texts(socket);
+    const seen = frameTexts(socket);
     socket.send(heartbeatFrame(1, { json: {} }, { pad: 'x'.repeat(2_000) }));
     await expect(socket.closed).resolves.toMatchObject({ code: CloseCode.frameTooLarge });
     expect(seen).toHaveLength(0);
