@@ -13,7 +13,7 @@ const byMeasure: Record<string, string> = {
   'fan-out to 200: p99 (ms)':
     '**Fan-out.** Presence events are serialised once per game and, after the first, written to each subscriber directly (src/sharedEncoding.ts, src/directEvents.ts): the 200 frames go out synchronously within the join. What remains is the way to that point (the join call through tRPC and the actor) and the server’s other work in the same turns: the joiner’s own reply carries the 200-member list through superjson (the superjson rows of the fan-out profile), and its garbage. The tail is decided by a few slow samples: one GC pause or one descheduling on the shared 2 cores.',
   [SCALE_MEASURE]:
-    '**Connect cost at 50k.** The median of three fresh runs is the figure; the per-run ratios in the scale section show how far apart single runs land on this machine. Where the far connects go (bench/results/issue2.md): GC, and XState copying a shard’s and the supervisor’s `children` on every spawn.',
+    '**Connect cost at 50k.** The median of five fresh runs is the figure; the per-run ratios in the scale section show how far apart single runs land on this machine. Where the far connects go (bench/results/issue2.md): GC, whose marking work grows with the heap, and XState copying a shard’s and the supervisor’s `children` on every spawn (machines/ and src/connections.ts, not changed here).',
   'Redis commands per heartbeat':
     '**Redis commands per heartbeat.** A heartbeat only moves `lastSeen` in memory; see the Redis cost section.',
 };
