@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (QUICK=1 for a short run): every scenario of issues 2 and 3 in sequence, each
+ * `npm run bench:issues` (QUICK=1 for a short run): every scenario of issues 2 and 3 in sequence, each
  * bounded in count and time, on loopback only (issue 3's against a private redis-server on a free
  * port). Prints the tables and writes them to bench/results/issue2.md and issue3.md
  * (issue2-quick.md, … with QUICK=1), and issue4.md for the cost of inspection. ONLY=issue2 (issue3,
@@ -23,7 +23,7 @@ import { runScale } from './scale.js';
 
 const quick = process.env['QUICK'] === '1';
 const only = process.env['ONLY'];
-const command = `${quick ? 'QUICK=1 ' : ''}${only ? `ONLY=${only} ` : ''}npm run bench`;
+const command = `${quick ? 'QUICK=1 ' : ''}${only ? `ONLY=${only} ` : ''}npm run bench:issues`;
 
 function git(args: string[]): string {
   try {

@@ -251,17 +251,38 @@ export async function runScale(options: { quick: boolean; log: (line: string) =>
   return sections;
 }
 
+/** One run of the default layout, as bench/peers reports it. */
+export interface DefaultConnectRun {
+  /** µs per connect around the 1,000th connect, and around the `farK`-th. */
+  near: number;
+  far: number;
+  farK: number;
+  /** The same from process CPU time instead of wall-clock time. */
+  cpuNear: number;
+  cpuFar: number;
+  connected: number;
+  seconds: number;
+}
+
 /**
- * The default layout (shards of 64), one run: connect cost near the last connect ÷ at the 1,000th.
- * bench/peers reuses this measurement rather than repeating it.
+ * The default layout (shards of 64), `runs` fresh workers: connect cost near the last connect and at
+ * the 1,000th. bench/peers reuses this measurement rather than repeating it.
  */
 export async function measureDefaultConnectRatio(options: {
   quick: boolean;
+  runs: number;
   log: (line: string) => void;
-}): Promise<{ near: number; far: number; farK: number; connected: number }> {
+}): Promise<DefaultConnectRun[]> {
   const layout = layouts(options.quick).find((candidate) => candidate.isDefault);
   if (!layout) throw new Error('no default layout');
-  const [run] = await runLayout({ ...layout, runs: 1, ends: 0 }, options.log);
-  if (!run) throw new Error('no connect-cost run');
-  return { near: run.near, far: run.far, farK: run.farK, connected: run.result.connected };
+  const runs = await runLayout({ ...layout, runs: options.runs, ends: 0 }, options.log);
+  return runs.map((run) => ({
+    near: run.near,
+    far: run.far,
+    farK: run.farK,
+    cpuNear: median(windowAt(run.result.batchCpuMicros, NEAR)),
+    cpuFar: median(windowAt(run.result.batchCpuMicros, run.farK)),
+    connected: run.result.connected,
+    seconds: run.result.totalSeconds,
+  }));
 }

@@ -9,6 +9,7 @@ import type {
   UserPresence,
   UserStatus,
 } from './protocol.js';
+import { createPushIterator, type PushIterator } from './pushIterator.js';
 
 /**
  * What presence knows of one connection: exactly what its actor reported when it last entered a
@@ -178,37 +179,45 @@ export class PresenceIndex {
   }
 
   /**
-   * The events of a game for one subscriber: what it missed since `lastEventId` when that is still
-   * retained, a `sync` otherwise, then every new event. Ends when `signal` aborts.
+   * The events of a game for one subscriber, each passed through `wrap`: what it missed since
+   * `lastEventId` when that is still retained, a `sync` otherwise, then every new event. Ends when
+   * `signal` aborts or the consumer returns.
    */
-  async *subscribeGame(gameId: string, lastEventId: string | undefined, signal: AbortSignal) {
+  subscribeGame<T>(
+    gameId: string,
+    lastEventId: string | undefined,
+    signal: AbortSignal,
+    wrap: (tracked: TrackedPresenceEvent) => T,
+  ): PushIterator<T> {
     const game = this.game(gameId);
-    game.subscribers++;
-    // Listen before reading the log, so nothing published in between is lost; duplicates are
-    // dropped by id below.
-    const live = on(this.emitter, `game:${gameId}`, { signal });
-    try {
-      let last = '';
-      const missed = this.replay(game, lastEventId);
-      if (missed) {
-        for (const tracked of missed) {
-          last = tracked.id;
-          yield tracked;
-        }
-      } else {
-        // The newest retained event of this game, so a re-subscribe with this id replays from here.
-        last = game.log.at(-1)?.id ?? this.idOf(this.seq);
-        yield { id: String(last), event: { type: 'sync', gameId, members: this.members(gameId) } as PresenceEvent };
-      }
-      for await (const [tracked] of live as AsyncIterable<[TrackedPresenceEvent]>) {
-        if (tracked.id <= last) continue;
-        last = tracked.id;
-        yield tracked;
-      }
-    } finally {
+    const name = `game:${gameId}`;
+    let last = '';
+    const deliver = (tracked: TrackedPresenceEvent) => {
+      // Ids increase: anything at or before the last one delivered was delivered already.
+      if (tracked.id <= last) return;
+      last = tracked.id;
+      events.push(wrap(tracked));
+    };
+    const stop = () => events.end();
+    const events = createPushIterator<T>(() => {
+      this.emitter.off(name, deliver);
+      signal.removeEventListener('abort', stop);
       game.subscribers--;
       this.dropIfUnused(gameId);
+    });
+    game.subscribers++;
+    this.emitter.on(name, deliver);
+    signal.addEventListener('abort', stop);
+    const missed = this.replay(game, lastEventId);
+    if (missed) {
+      for (const tracked of missed) deliver(tracked);
+    } else {
+      // The newest retained event of this game, so a re-subscribe with this id replays from here.
+      last = game.log.at(-1)?.id ?? this.idOf(this.seq);
+      events.push(wrap({ id: last, event: { type: 'sync', gameId, members: this.members(gameId) } }));
     }
+    if (signal.aborted) stop();
+    return events;
   }
 
   /** The user's presence now, then every change of status or connection count. */

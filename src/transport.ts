@@ -4,10 +4,14 @@ import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Authenticate, ConnectionParams } from './auth.js';
+import type { ConnectionHandle } from './connections.js';
 import { PresenceError } from './errors.js';
+import { answerHeartbeat } from './heartbeatFastPath.js';
 import type { PresenceHooks } from './hooks.js';
+import { keepAliveSweepMs, sweepKeepAlive, type Liveness } from './keepAlive.js';
 import { CloseCode } from './protocol.js';
 import { RateLimiter } from './rateLimit.js';
+import { sharingEncoder } from './sharedEncoding.js';
 import type { AppRouter } from './router/index.js';
 import type { Context, Services } from './router/trpc.js';
 
@@ -35,16 +39,69 @@ export interface TransportOptions {
  * tRPC has no backpressure: a client that stops reading grows `bufferedAmount` without bound
  * (258 MB in 3 s, NOTES.md). Every send checks it and cuts the socket off past the limit. The
  * socket is terminated, not closed: a client that does not read would never read a close frame.
+ * A subclass (ws' `WebSocket` option) rather than a wrapped `send` per socket: no closures per socket.
  */
-function guardBackpressure(ws: WebSocket, limit: number, onCut: () => void) {
-  const send = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void;
-  ws.send = ((data: unknown, ...rest: unknown[]) => {
-    send(data, ...rest);
-    if (ws.bufferedAmount > limit && ws.readyState === WebSocket.OPEN) {
-      onCut();
-      ws.terminate();
+function guardedWebSocket(limit: number, onCut: (ws: WebSocket) => void) {
+  return class GuardedWebSocket extends WebSocket {
+    override send(data: SendData, options?: SendOptions | SendCallback, cb?: SendCallback): void {
+      if (typeof options === 'function') super.send(data, options);
+      else if (options === undefined) super.send(data, cb);
+      else super.send(data, options, cb);
+      if (this.bufferedAmount > limit && this.readyState === WebSocket.OPEN) {
+        onCut(this);
+        this.terminate();
+      }
     }
-  }) as WebSocket['send'];
+  };
+}
+
+type SendData = Parameters<WebSocket['send']>[0];
+type SendCallback = (error?: Error) => void;
+type SendOptions = Exclude<Parameters<WebSocket['send']>[1], SendCallback | undefined>;
+
+/** Per socket: its keep-alive, its peer and, once `createContext` is done, its tRPC context. */
+interface SocketState extends Liveness {
+  ip: string | null;
+  userAgent: string | null;
+  context: Context | undefined;
+}
+
+/**
+ * What tRPC gets of the upgrade request. It reads the URL and the host once, when the socket
+ * connects, but its per-socket closures keep whatever it was given for the socket's lifetime: the
+ * whole IncomingMessage, with its headers, raw headers and stream state, was about 1 KB of every
+ * idle connection's heap (a heap-snapshot diff, bench/results/peers-fixes.md). The transport reads
+ * the peer's address and user agent itself (`SocketState`). HTTP only: presenced serves no TLS.
+ */
+function upgradeSummary(req: IncomingMessage): IncomingMessage {
+  const host = req.headers.host;
+  return { url: req.url, headers: host === undefined ? {} : { host } } as IncomingMessage;
+}
+
+/** A socket's tRPC context. Its methods are shared: an accepted socket's context keeps no closures. */
+class SocketContext implements Context {
+  session: ConnectionHandle | null = null;
+  refusal: PresenceError | null = null;
+  private refusedAnswered = false;
+
+  constructor(
+    readonly services: Services,
+    readonly limiter: RateLimiter,
+    readonly socket: WebSocket,
+  ) {}
+
+  onRefused() {
+    if (this.refusedAnswered) return;
+    this.refusedAnswered = true;
+    setImmediate(() => this.closeRefused());
+  }
+
+  /** Closes a refused socket with the close code of its refusal. */
+  closeRefused() {
+    const code = this.refusal ? refusalCloseCode[this.refusal.code as keyof typeof refusalCloseCode] : undefined;
+    if (this.socket.readyState === WebSocket.OPEN)
+      this.socket.close(code ?? CloseCode.unauthorized, this.refusal?.message.slice(0, 120));
+  }
 }
 
 export function attachTransport(options: TransportOptions) {
@@ -54,7 +111,21 @@ export function attachTransport(options: TransportOptions) {
   // refuse every call, and a reconnecting client's re-sent subscriptions would end with that error
   // instead of resuming. Refused upgrades make clients retry until the node is ready.
   let accepting = false;
-  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes });
+  const wss: WebSocketServer = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxPayloadBytes,
+    WebSocket: guardedWebSocket(config.maxBufferedBytes, (ws) =>
+      logger.warn({ bufferedAmount: ws.bufferedAmount }, 'slow consumer cut off'),
+    ),
+  });
+  const sockets = new Map<WebSocket, SocketState>();
+  let unexpectedListeners = false;
+  const keepAliveTiming = { pingMs: config.pingMs, pongWaitMs: config.pongWaitMs };
+  const keepAlive = setInterval(
+    () => sweepKeepAlive(sockets, performance.now(), keepAliveTiming),
+    keepAliveSweepMs(keepAliveTiming),
+  );
+  keepAlive.unref();
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -70,39 +141,17 @@ export function attachTransport(options: TransportOptions) {
   };
   server.on('upgrade', onUpgrade);
 
-  async function createContext(
-    { req, res }: { req: IncomingMessage; res: WebSocket },
-    params: ConnectionParams,
-  ): Promise<Context> {
-    const ws = res;
-    let refusedAnswered = false;
-    const context: Context = {
-      services,
-      session: null,
-      refusal: null,
-      limiter: new RateLimiter(config.rateLimit, config.rateLimit * 2, clock),
-      onRefused() {
-        if (refusedAnswered) return;
-        refusedAnswered = true;
-        setImmediate(() => close());
-      },
-    };
-    const close = () => {
-      const code = context.refusal
-        ? refusalCloseCode[context.refusal.code as keyof typeof refusalCloseCode]
-        : undefined;
-      if (ws.readyState === WebSocket.OPEN)
-        ws.close(code ?? CloseCode.unauthorized, context.refusal?.message.slice(0, 120));
-    };
+  async function createContext(ws: WebSocket, params: ConnectionParams): Promise<Context> {
+    const state = sockets.get(ws);
+    const context = new SocketContext(services, new RateLimiter(config.rateLimit, config.rateLimit * 2, clock), ws);
     try {
       const identity = await authenticate(params);
       if (ws.readyState !== WebSocket.OPEN)
         throw new PresenceError('UNAVAILABLE', 'socket closed during authentication');
-      const forwarded = req.headers['user-agent'];
       const handle = connections.open({
         ...identity,
-        ip: req.socket.remoteAddress ?? null,
-        userAgent: typeof forwarded === 'string' ? forwarded.slice(0, 512) : null,
+        ip: state?.ip ?? null,
+        userAgent: state?.userAgent ?? null,
         resume: params?.['resume'],
         socket: ws,
       });
@@ -112,18 +161,22 @@ export function attachTransport(options: TransportOptions) {
       if (!(error instanceof PresenceError)) throw error;
       logger.info({ code: error.code, reason: error.message }, 'connection refused');
       context.refusal = error;
-      setTimeout(close, REFUSED_SOCKET_GRACE_MS).unref();
+      setTimeout(() => context.closeRefused(), REFUSED_SOCKET_GRACE_MS).unref();
     }
+    if (state) state.context = context;
     return context;
   }
 
   const handle = getWSConnectionHandler<AppRouter>({
     wss,
     router,
-    createContext: (opts) => createContext(opts, opts.info.connectionParams),
-    keepAlive: { enabled: true, pingMs: config.pingMs, pongWaitMs: config.pongWaitMs },
+    createContext: (opts) => createContext(opts.res, opts.info.connectionParams),
+    // Ours (src/keepAlive.ts), on one sweep instead of two timers per socket.
+    keepAlive: { enabled: false },
     // A batch larger than the burst would only be refused call by call.
     maxBatchSize: config.rateLimit * 2,
+    // JSON, with presence events written once for all their subscribers (src/sharedEncoding.ts).
+    experimental_encoder: sharingEncoder,
     onError({ error, path }) {
       if (error.code === 'INTERNAL_SERVER_ERROR') {
         logger.error({ err: error, path }, 'procedure failed');
@@ -132,6 +185,26 @@ export function attachTransport(options: TransportOptions) {
     },
   });
 
+  /**
+   * A heartbeat the fast path can answer never reaches tRPC; every other frame goes to tRPC's own
+   * listener, unchanged. Exceptions in the fast path must not escape a socket listener (that would
+   * crash the process): the frame then goes to tRPC, which answers it or reports the error.
+   */
+  function route(ws: WebSocket, state: SocketState, trpcListener: (data: unknown, isBinary: boolean) => void) {
+    return (data: unknown, isBinary: boolean) => {
+      state.heard = true;
+      if (!isBinary && Buffer.isBuffer(data)) {
+        try {
+          if (answerHeartbeat(ws, state.context, data)) return;
+        } catch (error) {
+          logger.error({ err: error }, 'heartbeat fast path failed');
+          hooks.onError?.(error, 'heartbeat fast path');
+        }
+      }
+      trpcListener(data, isBinary);
+    };
+  }
+
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     // A frame over maxPayload makes ws close with 1009 and emit 'error'; nothing else to do.
     ws.on('error', (error) => logger.debug({ err: error }, 'socket error'));
@@ -139,15 +212,33 @@ export function attachTransport(options: TransportOptions) {
       ws.close(CloseCode.atCapacity, 'at capacity');
       return;
     }
-    guardBackpressure(ws, config.maxBufferedBytes, () =>
-      logger.warn({ bufferedAmount: ws.bufferedAmount }, 'slow consumer cut off'),
-    );
-    handle(ws, req);
+    const userAgent = req.headers['user-agent'];
+    const state: SocketState = {
+      heard: false,
+      quietSince: performance.now(),
+      pingedAt: null,
+      ip: req.socket.remoteAddress ?? null,
+      userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 512) : null,
+      context: undefined,
+    };
+    sockets.set(ws, state);
+    ws.once('close', () => sockets.delete(ws));
+    handle(ws, upgradeSummary(req));
+    // tRPC listens for messages with exactly one listener: the fast path goes in front of it. Should
+    // a tRPC version add more, every frame goes to tRPC as it is (slower, never wrong).
+    const [trpcListener, ...others] = ws.listeners('message') as ((data: unknown, isBinary: boolean) => void)[];
+    if (!trpcListener || others.length > 0) {
+      if (!unexpectedListeners) logger.error('tRPC added more than one message listener: heartbeats go through tRPC');
+      unexpectedListeners = true;
+      ws.on('message', () => (state.heard = true));
+      return;
+    }
+    ws.off('message', trpcListener);
+    ws.on('message', route(ws, state, trpcListener));
   });
 
   return {
     wss,
-    /** Stop accepting new sockets (SIGTERM). */
     /** The restore is done: accept sockets. */
     startAccepting() {
       accepting = true;
@@ -161,6 +252,7 @@ export function attachTransport(options: TransportOptions) {
     },
     async close() {
       accepting = false;
+      clearInterval(keepAlive);
       server.off('upgrade', onUpgrade);
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));

@@ -7,10 +7,23 @@ interface ProfileNode {
 }
 
 interface CpuProfile {
+  startTime: number;
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
 }
+
+/**
+ * A stretch of time in microseconds of the monotonic clock: V8 stamps profile samples with it, and
+ * `process.hrtime` reads the same clock in every process of the machine, so the benchmark process can
+ * say which samples of a child's profile fall into its measured window.
+ */
+export interface MicrosWindow {
+  from: number;
+  to: number;
+}
+
+export const nowMicros = () => Number(process.hrtime.bigint() / 1000n);
 
 export interface SelfTime {
   name: string;
@@ -29,9 +42,14 @@ function origin(url: string): string {
 
 /**
  * Self time of the `.cpuprofile` written into `dir` by `node --cpu-prof --cpu-prof-dir dir`: the top
- * functions and the share per origin, over the samples that were not idle.
+ * functions and the share per origin, over the samples that were not idle and fall into `window`
+ * (all of them without one). `busy` is the share of the window's samples that were not idle.
  */
-export function summariseProfile(dir: string, top = 12): { functions: SelfTime[]; origins: SelfTime[] } {
+export function summariseProfile(
+  dir: string,
+  window?: MicrosWindow,
+  top = 12,
+): { functions: SelfTime[]; origins: SelfTime[]; busy: number } {
   const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
   if (!file) throw new Error(`no .cpuprofile in ${dir}`);
   const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
@@ -39,9 +57,14 @@ export function summariseProfile(dir: string, top = 12): { functions: SelfTime[]
   const byFunction = new Map<string, number>();
   const byOrigin = new Map<string, number>();
   let total = 0;
+  let idle = 0;
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    if (window && (at < window.from || at > window.to)) return;
     const frame = byId.get(id)?.callFrame;
     const micros = profile.timeDeltas[i + 1] ?? 0;
+    if (frame?.functionName === '(idle)') idle += micros;
     if (!frame || frame.functionName === '(idle)') return;
     const where = frame.url
       ? `${frame.url.replace(/^.*node_modules\//, '').replace(/^.*\/(src|machines)\//, '$1/')}:${frame.lineNumber + 1}`
@@ -57,5 +80,5 @@ export function summariseProfile(dir: string, top = 12): { functions: SelfTime[]
       .sort((a, b) => b[1] - a[1])
       .slice(0, limit)
       .map(([name, micros]) => ({ name, share: micros / total }));
-  return { functions: ranked(byFunction, top), origins: ranked(byOrigin, 8) };
+  return { functions: ranked(byFunction, top), origins: ranked(byOrigin, 8), busy: total / (total + idle) };
 }

@@ -5,11 +5,12 @@
  */
 import type { BenchRedis } from '../lib/benchRedis.js';
 import { commandDelta, totalCalls } from '../lib/benchRedis.js';
+import { nowMicros, type MicrosWindow } from '../lib/cpuProfile.js';
 import { table, type Section } from '../lib/markdown.js';
-import type { PeerClient } from '../lib/peer.js';
+import type { Peer, PeerClient } from '../lib/peer.js';
 import { closeClients, connectMany, recordFigure, withPeer, type ScenarioOptions } from '../lib/peerRun.js';
 import type { ServerProcess } from '../lib/serverProcess.js';
-import { fmt, quantile } from '../lib/stats.js';
+import { fmt, median, quantile } from '../lib/stats.js';
 import { peers } from './peers.js';
 
 export const HEARTBEAT_CLIENTS = 200;
@@ -37,6 +38,8 @@ export interface HeartbeatLoad {
   latencies: number[];
   cpuSeconds: number;
   redisCommands: number;
+  /** The measured part (after the warm-up). */
+  window: MicrosWindow;
 }
 
 /** Warm-up, then `durationMs` measured; used by the scenario and by the profiler. */
@@ -54,9 +57,11 @@ export async function heartbeatLoad(
   const commandsBefore = await redis?.commandCounts();
   let cpuEnd = 0;
   const cpuStart = cpu(server, redis);
+  const from = nowMicros();
   const timer = setTimeout(() => (cpuEnd = cpu(server, redis)), durationMs);
   await Promise.all(clients.map((client) => closedLoop(client, performance.now() + durationMs, latencies, errors)));
   clearTimeout(timer);
+  const to = nowMicros();
   if (cpuEnd === 0) cpuEnd = cpu(server, redis);
   const commandsAfter = await redis?.commandCounts();
   const commands = commandsBefore && commandsAfter ? totalCalls(commandDelta(commandsBefore, commandsAfter)) : 0;
@@ -66,49 +71,95 @@ export async function heartbeatLoad(
     latencies,
     cpuSeconds: cpuEnd - cpuStart,
     redisCommands: commands,
+    window: { from, to },
   };
 }
 
+interface HeartbeatRun {
+  rate: number;
+  p50: number;
+  p99: number;
+  cpuPer1000: number;
+  coresBusy: number;
+  commandsPerHeartbeat: number;
+  errors: number;
+}
+
+async function measurePeer(peer: Peer, warmupMs: number, durationMs: number): Promise<HeartbeatRun> {
+  return withPeer(peer, async (server, redis) => {
+    const clients = await connectMany(peer, server, HEARTBEAT_CLIENTS, 'hb');
+    try {
+      const load = await heartbeatLoad(clients, server, redis, warmupMs, durationMs);
+      const sorted = [...load.latencies].sort((a, b) => a - b);
+      return {
+        rate: load.count / (durationMs / 1000),
+        p50: quantile(sorted, 0.5),
+        p99: quantile(sorted, 0.99),
+        cpuPer1000: (load.cpuSeconds / load.count) * 1000,
+        coresBusy: load.cpuSeconds / (durationMs / 1000),
+        commandsPerHeartbeat: redis ? load.redisCommands / load.count : Number.NaN,
+        errors: load.errors,
+      };
+    } finally {
+      await closeClients(clients);
+    }
+  });
+}
+
 export async function runHeartbeat(options: ScenarioOptions): Promise<Section[]> {
-  const durationMs = options.quick ? 3_000 : 10_000;
-  const warmupMs = options.quick ? 500 : 2_000;
+  const durationMs = options.quick ? 2_000 : 10_000;
+  const warmupMs = options.quick ? 300 : 2_000;
+  // Per-heartbeat CPU of one peer moves by ±20% from run to run on this machine: the full run
+  // measures every peer three times, each round in another order, and takes the medians.
+  const rounds = options.quick ? 1 : 3;
+  const runs = new Map<Peer, HeartbeatRun[]>(peers.map((peer) => [peer, []]));
   const rows: string[][] = [];
+  const row = (label: string, run: HeartbeatRun, usesRedis: boolean) => [
+    label,
+    fmt(run.rate),
+    fmt(run.p50, 2),
+    fmt(run.p99, 2),
+    fmt(run.cpuPer1000, 3),
+    fmt(run.coresBusy, 2),
+    usesRedis && Number.isFinite(run.commandsPerHeartbeat) ? fmt(run.commandsPerHeartbeat, 3) : '—',
+    fmt(run.errors),
+  ];
+  for (let round = 0; round < rounds; round++) {
+    for (const peer of [...peers.slice(round % peers.length), ...peers.slice(0, round % peers.length)]) {
+      const run = await measurePeer(peer, warmupMs, durationMs);
+      runs.get(peer)?.push(run);
+      rows.push(row(rounds > 1 ? `${peer.label}, round ${round + 1}` : peer.label, run, peer.usesRedis));
+      options.log(`  ${peer.label}: ${fmt(run.rate)} acks/s, ${fmt(run.cpuPer1000, 3)} CPU-s/1000`);
+    }
+  }
   for (const peer of peers) {
-    await withPeer(peer, async (server, redis) => {
-      const clients = await connectMany(peer, server, HEARTBEAT_CLIENTS, 'hb');
-      try {
-        const load = await heartbeatLoad(clients, server, redis, warmupMs, durationMs);
-        const sorted = [...load.latencies].sort((a, b) => a - b);
-        const rate = load.count / (durationMs / 1000);
-        const cpuPer1000 = (load.cpuSeconds / load.count) * 1000;
-        const commandsPerHeartbeat = load.redisCommands / load.count;
-        const fig = (measure: string, value: number) => recordFigure(options.figures, measure, peer.label, value);
-        fig('heartbeat acks per second', rate);
-        fig('heartbeat latency p50 (ms)', quantile(sorted, 0.5));
-        fig('heartbeat latency p99 (ms)', quantile(sorted, 0.99));
-        fig('server + Redis CPU s per 1,000 heartbeats', cpuPer1000);
-        if (redis) fig('Redis commands per heartbeat (closed loop, all commands)', commandsPerHeartbeat);
-        rows.push([
-          peer.label,
-          fmt(rate),
-          fmt(quantile(sorted, 0.5), 2),
-          fmt(quantile(sorted, 0.99), 2),
-          fmt(cpuPer1000, 3),
-          fmt(load.cpuSeconds / (durationMs / 1000), 2),
-          redis ? fmt(commandsPerHeartbeat, 3) : '—',
-          fmt(load.errors),
-        ]);
-        options.log(`  ${peer.label}: ${fmt(rate)} acks/s, ${fmt(cpuPer1000, 3)} CPU-s/1000`);
-      } finally {
-        await closeClients(clients);
-      }
-    });
+    const mine = runs.get(peer) ?? [];
+    const mid = (pick: (run: HeartbeatRun) => number) => median(mine.map(pick));
+    const summary: HeartbeatRun = {
+      rate: mid((run) => run.rate),
+      p50: mid((run) => run.p50),
+      p99: mid((run) => run.p99),
+      cpuPer1000: mid((run) => run.cpuPer1000),
+      coresBusy: mid((run) => run.coresBusy),
+      commandsPerHeartbeat: mid((run) => run.commandsPerHeartbeat),
+      errors: mine.reduce((sum, run) => sum + run.errors, 0),
+    };
+    const fig = (measure: string, value: number) => recordFigure(options.figures, measure, peer.label, value);
+    fig('heartbeat acks per second', summary.rate);
+    fig('heartbeat latency p50 (ms)', summary.p50);
+    fig('heartbeat latency p99 (ms)', summary.p99);
+    fig('server + Redis CPU s per 1,000 heartbeats', summary.cpuPer1000);
+    if (peer.usesRedis) fig('Redis commands per heartbeat (closed loop, all commands)', summary.commandsPerHeartbeat);
+    if (rounds > 1) rows.push(row(`**${peer.label}, median**`, summary, peer.usesRedis));
   }
   return [
     {
       title: 'Heartbeats, closed loop',
       method:
-        `${HEARTBEAT_CLIENTS} clients per peer, each heartbeating back to back for ${durationMs / 1000} s after ${warmupMs / 1000} s of warm-up ` +
+        `${HEARTBEAT_CLIENTS} clients per peer, each heartbeating back to back for ${durationMs / 1000} s after ${warmupMs / 1000} s of warm-up` +
+        (rounds > 1
+          ? `, every peer ${rounds} times in rotating order (the comparison takes the medians; errors are summed) `
+          : ' ') +
         '(bare ws: `{t:"hb"}` → ack; Socket.IO: `emitWithAck("heartbeat")`, whose handler runs the manager\'s 5 awaited commands; presenced: the `session.heartbeat` mutation). ' +
         'CPU is utime + stime from /proc of the server process plus its redis-server, over the measured window.',
       table: table(

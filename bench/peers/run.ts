@@ -1,7 +1,8 @@
 /**
- * `npm run bench:peers` (QUICK=1 for a short run): presenced against what users would otherwise
- * pick — a hand-rolled Socket.IO + Redis pattern and bare `ws` — in one run on one machine, as ratios.
- * Writes bench/results/peers.md (peers-quick.md). Every process started is killed by PID.
+ * `npm run bench` (QUICK=1 for a short run): presenced against what users would otherwise pick — a
+ * hand-rolled Socket.IO + Redis pattern and bare `ws` — in one run on one machine, as ratios, with
+ * the issue's targets next to the figures. Writes bench/results/peers.md (peers-quick.md). Every
+ * process started is killed by PID. The per-issue suites are `npm run bench:issues` (bench/run.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,15 +14,16 @@ import { fmt } from '../lib/stats.js';
 import { runConnect } from './connect.js';
 import { runFanout } from './fanout.js';
 import { runHeartbeat } from './heartbeat.js';
+import { runMemoryBreakdown } from './memoryBreakdown.js';
+import { explainMisses } from './misses.js';
 import { bareWs, handRolled, peers, presencedMemory, presencedRedis } from './peers.js';
 import { runProfiles, type ProfiledLoad } from './profile.js';
-import { proposals } from './proposals.js';
 import { runRedisCost } from './redisCost.js';
 import { runRestore } from './restore.js';
-import { runScale } from './scaleRatio.js';
+import { runScale, SCALE_MEASURE } from './scaleRatio.js';
 
 const quick = process.env['QUICK'] === '1';
-const command = quick ? 'QUICK=1 npm run bench:peers' : 'npm run bench:peers';
+const command = quick ? 'QUICK=1 npm run bench' : 'npm run bench';
 const output = `${repoRoot}bench/results/${quick ? 'peers-quick' : 'peers'}.md`;
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const load = () =>
@@ -46,13 +48,14 @@ function redisVersion(): string {
   }
 }
 
-const scenarios: { name: string; run: (options: ScenarioOptions) => Promise<Section[]> }[] = [
+const scenarios: { name: string; fullOnly?: boolean; run: (options: ScenarioOptions) => Promise<Section[]> }[] = [
   { name: 'heartbeat', run: runHeartbeat },
   { name: 'Redis cost', run: runRedisCost },
   { name: 'connect', run: runConnect },
   { name: 'fan-out', run: runFanout },
   { name: 'scale', run: runScale },
   { name: 'restore', run: runRestore },
+  { name: 'memory breakdown', fullOnly: true, run: runMemoryBreakdown },
 ];
 
 const startedAt = new Date();
@@ -61,15 +64,22 @@ const loadBefore = load();
 const figures: Figures = new Map();
 const sections: Section[] = [];
 const failures: string[] = [];
-for (const scenario of scenarios) {
-  log(`\n# ${scenario.name}`);
+const timings: string[][] = [];
+async function timed(name: string, task: () => Promise<Section[]>) {
+  log(`\n# ${name}`);
+  const start = performance.now();
   try {
-    sections.push(...(await scenario.run({ quick, log, figures })));
+    sections.push(...(await task()));
   } catch (error) {
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    failures.push(`${scenario.name}: ${message}`);
+    failures.push(`${name}: ${message}`);
     log(`  FAILED: ${message}`);
   }
+  timings.push([name, fmt((performance.now() - start) / 1000, 1), load()]);
+}
+for (const scenario of scenarios) {
+  if (quick && scenario.fullOnly) continue;
+  await timed(scenario.name, () => scenario.run({ quick, log, figures }));
 }
 
 const get = (measure: string, peer: string) => figures.get(measure)?.get(peer) ?? Number.NaN;
@@ -78,17 +88,21 @@ interface Target {
   measure: string;
   peer: string;
   text: string;
-  /** The figure compared, and whether it meets the target. */
-  judge(): { shown: string; met: boolean };
+  /** The figure compared, and whether it meets the target (`null`: not measured in this run). */
+  judge(): { shown: string; met: boolean | null };
   profile?: ProfiledLoad;
 }
 
 const cpuMeasure = 'server + Redis CPU s per 1,000 heartbeats';
 const memoryMeasure = 'server RSS KB per idle connection';
 const fanoutMeasure = 'fan-out to 200: p99 (ms)';
+const judgement = (value: number, shown: string, limit: number) =>
+  Number.isFinite(value)
+    ? { shown, met: value <= limit }
+    : { shown: quick ? 'not measured in QUICK=1' : 'not measured', met: null };
 const relative = (measure: string, peer: string, other: string, limit: number) => () => {
   const value = get(measure, peer) / get(measure, other);
-  return { shown: ratio(value), met: value <= limit };
+  return judgement(value, ratio(value), limit);
 };
 const targets: Target[] = [
   ...[presencedMemory, presencedRedis].flatMap((peer): Target[] => [
@@ -126,19 +140,20 @@ const targets: Target[] = [
     text: '≤ 0.2',
     judge: () => {
       const value = get('Redis commands per heartbeat', presencedRedis.label);
-      return { shown: fmt(value, 3), met: value <= 0.2 };
+      return judgement(value, fmt(value, 3), 0.2);
     },
   },
   {
-    measure: 'connect cost far ÷ @1k (in process)',
+    measure: SCALE_MEASURE,
     peer: presencedMemory.label,
     text: '≤ 1.5× (the 50k-th connect vs the 1k-th)',
     judge: () => {
-      const value = get('connect cost far ÷ @1k (in process)', presencedMemory.label);
-      return { shown: ratio(value), met: value <= 1.5 };
+      const value = get(SCALE_MEASURE, presencedMemory.label);
+      return judgement(value, ratio(value), 1.5);
     },
   },
 ];
+const verdictOf = (met: boolean | null): Verdict => (met === null ? '—' : verdict(met));
 const judged = targets.map((target) => ({ target, ...target.judge() }));
 
 // The comparison: one row per measure, one column per peer, then presenced's ratios.
@@ -169,44 +184,39 @@ const comparison = table(
       mine
         .map((entry) => `${entry.target.peer === presencedMemory.label ? 'memory' : 'Redis'}: ${entry.target.text}`)
         .join('; ') || '—',
-      mine.map((entry) => `${verdict(entry.met)} (${entry.shown})`).join('; ') || '—',
+      mine.map((entry) => `${verdictOf(entry.met)} (${entry.shown})`).join('; ') || '—',
     ];
   }),
 );
 
-// Profiles for the misses that a CPU profile can explain (once per load; presenced + Redis first).
-const misses = judged.filter((entry) => !entry.met);
-const toProfile = new Map<ProfiledLoad, string>();
-for (const entry of misses)
-  if (entry.target.profile && !toProfile.has(entry.target.profile))
-    toProfile.set(entry.target.profile, entry.target.peer);
-// QUICK=1 stays under a minute: profiles only in the full run.
-for (const [miss, label] of quick ? [] : toProfile) {
-  const peer = label === presencedMemory.label ? presencedMemory : presencedRedis;
-  log(`\n# profile: ${miss} (${peer.label})`);
-  try {
-    sections.push(...(await runProfiles(peer, [miss], { quick, log })));
-  } catch (error) {
-    failures.push(`profile ${miss}: ${error instanceof Error ? error.message : String(error)}`);
+// Where the server's time goes under the two loads the CPU targets are about, met or missed (full run:
+// QUICK=1 stays under a minute).
+const misses = judged.filter((entry) => entry.met === false);
+if (!quick) {
+  const verdicts: Partial<Record<ProfiledLoad, string>> = {};
+  for (const load of ['heartbeat', 'fan-out'] as const) {
+    const mine = judged.filter((entry) => entry.target.profile === load && entry.target.peer === presencedMemory.label);
+    verdicts[load] = mine.some((entry) => entry.met === false) ? 'target missed' : 'target met';
   }
+  await timed('profiles', () => runProfiles(presencedMemory, verdicts, { quick, log }));
 }
 
 const seconds = (performance.now() - started) / 1000;
-const summary: [string, Verdict, string][] = judged.map((entry) => [
+const summary: [string, string, Verdict][] = judged.map((entry) => [
   `${entry.target.peer}: ${entry.target.measure} ${entry.target.text}`,
-  verdict(entry.met),
   entry.shown,
+  verdictOf(entry.met),
 ]);
-const missedKeys = new Set(misses.map((entry) => entry.target.measure));
 const report = [
   `# presenced against its peers${quick ? ' (QUICK=1)' : ''}`,
   '',
-  `- command: \`${command}\` (${fmt(seconds, 0)} s)`,
+  `- command: \`${command}\` (${fmt(seconds, 0)} s wall time, everything included)`,
   `- date: ${startedAt.toISOString()}`,
   `- machine: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${fmt(totalmem() / 1024 ** 3, 1)} GB RAM, Node ${process.version}, ${process.platform}; ${redisVersion()} (each run its own, on a free port)`,
-  `- git commit: ${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--', 'src', 'machines', 'bench']) ? ' (with uncommitted changes)' : ''}`,
+  `- git commit: ${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--', 'src', 'machines', 'bench', ':!bench/results']) ? ' (with uncommitted changes)' : ''}`,
   `- load average (1, 5, 15 min) before: ${loadBefore}; after: ${load()}. The machine is shared and noisy: compare ratios within this run, not absolute figures across runs.`,
   '- every peer runs as its own child process on loopback, with its own redis-server where it uses Redis; the clients of all peers run in the benchmark process.',
+  '- what each fix changed, with profiles and figures before and after: bench/results/peers-fixes.md.',
   '',
   '## Comparison',
   '',
@@ -214,9 +224,13 @@ const report = [
   '',
   '## Targets',
   '',
-  table(['target', 'met?', 'figure'], summary),
+  table(['target', 'figure', 'met?'], summary),
   '',
-  ...proposals(missedKeys),
+  ...explainMisses(new Set(misses.map((entry) => entry.target.measure))),
+  '## Run',
+  '',
+  table(['scenario', 'seconds', 'load average after'], timings),
+  '',
   ...sections.map(renderSection),
   ...(failures.length
     ? ['## Failures', '', ...failures.map((failure) => `    ${failure.replaceAll('\n', '\n    ')}`), '']

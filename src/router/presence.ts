@@ -1,16 +1,26 @@
 import { tracked } from '@trpc/server';
 import { input, type Member } from '../protocol.js';
+import { writeDirectlyAfterFirst } from '../directEvents.js';
+import { requestOf, shareable } from '../sharedEncoding.js';
 import { router, sessionProcedure } from './trpc.js';
 
 export const presenceRouter = router({
-  game: sessionProcedure.input(input.presenceGame).subscription(async function* ({ ctx, input, signal }) {
-    const events = ctx.services.presence.subscribeGame(
-      input.gameId,
-      input.lastEventId,
-      signal ?? new AbortController().signal,
-    );
-    for await (const { id, event } of events) yield tracked(id, event);
-  }),
+  // Every subscriber of the game gets the same event object, serialised once for all of them. The
+  // `sync` (or the replay) goes out through tRPC, after its `started`; once tRPC asks for the next
+  // value, it has sent those, and the later events are written straight to the socket, in order,
+  // as they happen, instead of each making its way through tRPC's loop (src/directEvents.ts).
+  game: sessionProcedure
+    .use(async ({ getRawInput, next }) => next({ ctx: { request: requestOf(await getRawInput()) } }))
+    .input(input.presenceGame)
+    .subscription(({ ctx, input, signal }) => {
+      const events = ctx.services.presence.subscribeGame(
+        input.gameId,
+        input.lastEventId,
+        signal ?? new AbortController().signal,
+        ({ id, event }) => tracked(id, shareable(event)),
+      );
+      return ctx.request ? writeDirectlyAfterFirst(events, ctx.socket, ctx.request) : events;
+    }),
 
   user: sessionProcedure.input(input.user).subscription(async function* ({ ctx, input, signal }) {
     yield* ctx.services.presence.subscribeUser(input.userId, signal ?? new AbortController().signal);

@@ -1,11 +1,11 @@
 import { initTRPC } from '@trpc/server';
-import superjson from 'superjson';
 import type { Clock } from '../clock.js';
 import type { ResolvedConfig } from '../config.js';
 import type { ConnectionHandle, Connections } from '../connections.js';
 import { PresenceError, toTRPCError } from '../errors.js';
 import type { PresenceIndex } from '../presence.js';
 import type { RateLimiter } from '../rateLimit.js';
+import { sharingTransformer } from '../sharedEncoding.js';
 import type { PresenceStore } from '../store/types.js';
 
 /** What every procedure can reach. One per server, shared by every socket. */
@@ -24,12 +24,21 @@ export interface Context {
   session: ConnectionHandle | null;
   refusal: PresenceError | null;
   limiter: RateLimiter;
+  /** This context's socket, for frames written to it directly (presence events). */
+  socket: ContextSocket;
   /** Called once a refused socket's call has been answered: the transport closes it then. */
   onRefused(): void;
 }
 
-// `isDev: false`: stack traces go to the logs, never to clients.
-const t = initTRPC.context<Context>().create({ transformer: superjson, isDev: false });
+/** The part of a socket that frames are written to. */
+export interface ContextSocket {
+  readonly readyState: number;
+  send(data: string): void;
+}
+
+// `isDev: false`: stack traces go to the logs, never to clients. The transformer is superjson, with
+// presence events serialised once for all their subscribers (src/sharedEncoding.ts).
+const t = initTRPC.context<Context>().create({ transformer: sharingTransformer, isDev: false });
 
 export const router = t.router;
 

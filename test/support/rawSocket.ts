@@ -218,3 +218,13 @@ export function isFinal(reply: RawReply): boolean {
 export function outcome(reply: RawReply): string {
   return reply.error ? reply.error.data.code : 'OK';
 }
+
+/** The text of every frame the server sends `socket` from now on, PING excepted: for byte comparisons. */
+export function frameTexts(socket: RawSocket): string[] {
+  const seen: string[] = [];
+  socket.ws.on('message', (data: RawData, isBinary) => {
+    const text = isBinary ? '' : rawText(data);
+    if (text !== 'PING') seen.push(text);
+  });
+  return seen;
+}

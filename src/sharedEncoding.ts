@@ -1,0 +1,142 @@
+import type { CombinedDataTransformer } from '@trpc/server';
+import { jsonEncoder, type Encoder } from '@trpc/server/adapters/ws';
+import superjson, { type SuperJSONResult } from 'superjson';
+
+/**
+ * One presence event goes to every subscriber of its game as the same object, and tRPC serialised
+ * it once per subscriber: with 200 members, superjson walked the same event 200 times per join and
+ * JSON.stringify wrote it 200 times (superjson was a quarter of the server's time in the fan-out
+ * profile, bench/results/peers-fixes.md). Here an object marked `shareable` is serialised once: the
+ * transformer hands every subscriber the same superjson result, and the encoder writes its JSON text
+ * once and splices it into each subscriber's frame, which differs only by the subscription id. The
+ * bytes are those tRPC's own transformer and encoder write (a test compares them).
+ */
+
+const shared = new WeakSet<object>();
+
+/** Marks `value` (immutable from now on) to be serialised once however many subscribers get it. */
+export function shareable<T extends object>(value: T): T {
+  shared.add(value);
+  return value;
+}
+
+/**
+ * The tracked envelopes serialised last, by the shared object they carry. Every subscriber of a
+ * game gets an event within the same turn of the event loop, so a few entries are enough; a replay
+ * long after serialises again. Bounded, so nothing is kept for events that are long gone.
+ */
+const recent = new Map<object, { id: string; result: SuperJSONResult }>();
+const RECENT_ENTRIES = 64;
+/** The JSON text of each shared result, written once. */
+const texts = new WeakMap<object, string>();
+
+/** What tRPC serialises for a `tracked(id, data)` event: `{ id, data }`. */
+function sharedEnvelope(value: unknown): { id: string; data: object } | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const { id, data } = value as { id?: unknown; data?: unknown };
+  if (typeof id !== 'string' || typeof data !== 'object' || data === null || !shared.has(data)) return null;
+  return Object.keys(value).length === 2 ? { id, data } : null;
+}
+
+/** The superjson result of `{ id, data }` for a shareable `data`: computed once per event. */
+function serializeShared(id: string, data: object, value: unknown): SuperJSONResult {
+  const hit = recent.get(data);
+  if (hit?.id === id) return hit.result;
+  const result = superjson.serialize(value);
+  texts.set(result, JSON.stringify(result));
+  recent.delete(data);
+  recent.set(data, { id, result });
+  if (recent.size > RECENT_ENTRIES) recent.delete(recent.keys().next().value as object);
+  return result;
+}
+
+/**
+ * The subscription request a raw input came with, for a subscription that writes its later events
+ * itself (`subscriptionFrame`): tRPC tells a procedure its input, not the request's id. The encoder
+ * notes it on the input of every single `subscription` message it decodes; the input transformer
+ * carries the note over to what superjson makes of that input, which is what a middleware's
+ * `getRawInput()` returns.
+ */
+export interface SubscriptionRequest {
+  id: number | string;
+  jsonrpc: '2.0' | undefined;
+}
+const requests = new WeakMap<object, SubscriptionRequest>();
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The request of a subscription whose raw input this is, if the encoder saw it come in. */
+export function requestOf(rawInput: unknown): SubscriptionRequest | undefined {
+  return isRecord(rawInput) ? requests.get(rawInput) : undefined;
+}
+
+function noteSubscription(message: unknown) {
+  if (!isRecord(message) || message['method'] !== 'subscription') return;
+  const { id, jsonrpc, params } = message;
+  if (typeof id !== 'string' && (typeof id !== 'number' || Number.isNaN(id))) return;
+  if (jsonrpc !== undefined && jsonrpc !== '2.0') return;
+  if (isRecord(params) && isRecord(params['input'])) requests.set(params['input'], { id, jsonrpc });
+}
+
+/**
+ * The frame tRPC's loop would send for `tracked(id, data)` of subscription `request`, written
+ * directly (`data` must be shareable): `{ id, jsonrpc?, result: { type: 'data', data, id } }`.
+ */
+export function subscriptionFrame(request: SubscriptionRequest, id: string, data: object): string {
+  const text = texts.get(serializeShared(id, data, { id, data })) ?? '';
+  const jsonrpc = request.jsonrpc === undefined ? '' : ',"jsonrpc":"2.0"';
+  return `{"id":${JSON.stringify(request.id)}${jsonrpc},"result":{"type":"data","data":${text},"id":${JSON.stringify(id)}}}`;
+}
+
+/** superjson, except that a tracked envelope of a shareable object is serialised once. */
+export const sharingTransformer: CombinedDataTransformer = {
+  input: {
+    serialize: (value: unknown) => superjson.serialize(value),
+    deserialize(value: unknown): unknown {
+      const result: unknown = superjson.deserialize(value as SuperJSONResult);
+      const request = requestOf(value);
+      if (request && isRecord(result)) requests.set(result, request);
+      return result;
+    },
+  },
+  output: {
+    serialize(value: unknown) {
+      const envelope = sharedEnvelope(value);
+      return envelope ? serializeShared(envelope.id, envelope.data, value) : superjson.serialize(value);
+    },
+    deserialize: (value: unknown): unknown => superjson.deserialize(value as SuperJSONResult),
+  },
+};
+
+/** Stands in for the shared text while the rest of the frame is written; it cannot occur in JSON text we write. */
+const PLACEHOLDER = '\u0000presenced:shared\u0000';
+const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
+
+interface DataMessage {
+  result: { data: unknown };
+}
+
+const hasData = (message: unknown): message is DataMessage =>
+  typeof message === 'object' &&
+  message !== null &&
+  typeof (message as { result?: unknown }).result === 'object' &&
+  (message as { result: object | null }).result !== null;
+
+/** tRPC's JSON encoder, except that a shared result's text is written once and spliced in. */
+export const sharingEncoder: Encoder = {
+  encode(message: unknown) {
+    const data = hasData(message) ? message.result.data : undefined;
+    const text = typeof data === 'object' && data !== null ? texts.get(data) : undefined;
+    if (!hasData(message) || text === undefined) return jsonEncoder.encode(message);
+    const frame = JSON.stringify({ ...message, result: { ...message.result, data: PLACEHOLDER } });
+    // The last occurrence: only the subscription id (written before `result`) comes from the client.
+    const at = frame.lastIndexOf(QUOTED_PLACEHOLDER);
+    return frame.slice(0, at) + text + frame.slice(at + QUOTED_PLACEHOLDER.length);
+  },
+  decode(data) {
+    const message = jsonEncoder.decode(data);
+    noteSubscription(message);
+    return message;
+  },
+};

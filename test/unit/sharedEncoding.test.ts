@@ -1,0 +1,74 @@
+import { jsonEncoder } from '@trpc/server/adapters/ws';
+import superjson from 'superjson';
+import { describe, expect, it } from 'vitest';
+import type { PresenceEvent } from '../../src/protocol.js';
+import { shareable, sharingEncoder, sharingTransformer } from '../../src/sharedEncoding.js';
+
+const member = (n: number) => ({
+  userId: `user.${n}`,
+  connectionId: `c-${n}`,
+  state: 'active' as const,
+  joinedAt: new Date(1_700_000_000_000 + n),
+  lastSeen: new Date(1_700_000_000_500 + n),
+});
+
+/** A subscription's data frame as tRPC's ws adapter builds it, before transformation. */
+const dataFrame = (subscription: number | string, jsonrpc: '2.0' | undefined, id: string, data: object) => ({
+  id: subscription,
+  jsonrpc,
+  result: { type: 'data' as const, data: { id, data }, id },
+});
+
+/** What tRPC writes: each `result.data` through the transformer, then the encoder. */
+function write(
+  frame: ReturnType<typeof dataFrame>,
+  transformer: { serialize(value: unknown): unknown },
+  encoder: { encode(value: unknown): unknown },
+) {
+  return encoder.encode({ ...frame, result: { ...frame.result, data: transformer.serialize(frame.result.data) } });
+}
+const plain = (frame: ReturnType<typeof dataFrame>) => write(frame, superjson, jsonEncoder);
+const sharing = (frame: ReturnType<typeof dataFrame>) => write(frame, sharingTransformer.output, sharingEncoder);
+
+describe('shared encoding of presence events', () => {
+  const events: PresenceEvent[] = [
+    { type: 'join', gameId: 'g.1', member: member(1) },
+    { type: 'leave', gameId: 'g.1', member: member(2), reason: 'expired' },
+    { type: 'sync', gameId: 'g.1', members: [member(1), member(2), member(3)] },
+  ];
+
+  it('writes the bytes superjson and tRPC would, for every subscriber of a shared event', () => {
+    for (const [n, event] of events.entries()) {
+      const shared = shareable(event);
+      for (const subscription of [1, 'two', 'quote " and \\ and \u0000presenced:shared\u0000']) {
+        for (const jsonrpc of [undefined, '2.0'] as const) {
+          const frame = dataFrame(subscription, jsonrpc, `e-${n}`, shared);
+          expect(sharing(frame)).toBe(plain(frame));
+        }
+      }
+    }
+  });
+
+  it('serialises a shared event once, and again for another id', () => {
+    const event = shareable({ type: 'join', gameId: 'g', member: member(7) });
+    const first = sharingTransformer.output.serialize({ id: 'e-1', data: event }) as object;
+    expect(sharingTransformer.output.serialize({ id: 'e-1', data: event })).toBe(first);
+    const other = sharingTransformer.output.serialize({ id: 'e-2', data: event }) as object;
+    expect(other).not.toBe(first);
+    expect(other).toEqual(superjson.serialize({ id: 'e-2', data: event }));
+  });
+
+  it('leaves everything else to superjson and JSON: unshared events, results, errors', () => {
+    const unshared = dataFrame(3, undefined, 'e-9', { type: 'join', gameId: 'g', member: member(9) });
+    expect(sharing(unshared)).toBe(plain(unshared));
+    const result = { id: 4, result: { type: 'data', data: { serverTime: new Date(0), state: 'connected' } } };
+    const encode = (
+      transformer: { serialize(value: unknown): unknown },
+      encoder: { encode(value: unknown): unknown },
+    ) => encoder.encode({ ...result, result: { ...result.result, data: transformer.serialize(result.result.data) } });
+    expect(encode(sharingTransformer.output, sharingEncoder)).toBe(encode(superjson, jsonEncoder));
+    const error = { id: null, error: { code: -32700, message: 'Parse error' } };
+    expect(sharingEncoder.encode(error)).toBe(jsonEncoder.encode(error));
+    expect(() => sharingEncoder.decode(new Uint8Array([1]))).toThrow(/binary/);
+  });
+});
