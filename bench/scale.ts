@@ -272,10 +272,13 @@ export async function measureDefaultConnectRatio(options: {
   quick: boolean;
   runs: number;
   log: (line: string) => void;
+  /** Connects per run and warm-up connects, instead of the layout's. */
+  count?: { connects: number; warmup: number };
 }): Promise<DefaultConnectRun[]> {
   const layout = layouts(options.quick).find((candidate) => candidate.isDefault);
   if (!layout) throw new Error('no default layout');
-  const runs = await runLayout({ ...layout, runs: options.runs, ends: 0 }, options.log);
+  const sized = options.count ? { ...layout, count: options.count.connects, warmup: options.count.warmup } : layout;
+  const runs = await runLayout({ ...sized, runs: options.runs, ends: 0 }, options.log);
   return runs.map((run) => ({
     near: run.near,
     far: run.far,

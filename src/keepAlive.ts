@@ -3,9 +3,9 @@
  * counts as an answer) on one sweep for every socket. tRPC's own keep-alive keeps two timers per
  * socket and clears and re-arms them on every message, which cost every heartbeat two timer
  * operations and every idle socket a pending `Timeout` with its closures. Here a message only sets
- * a flag; a sweep every quarter of the shorter interval does the rest, so a ping goes out after
- * `pingMs` to `pingMs` plus two sweeps of silence and a socket is dropped `pongWaitMs` (plus at most
- * one sweep) after an unanswered ping.
+ * a flag; a sweep every eighth of the shorter interval does the rest, so a ping goes out after
+ * `pingMs` to `pingMs` plus two sweeps of silence (defaults: 25 to 31 s) and a socket is dropped
+ * `pongWaitMs` (plus at most one sweep) after an unanswered ping.
  */
 
 /** The part of a socket keep-alive uses. */
@@ -33,7 +33,7 @@ export interface KeepAliveTiming {
 
 /** How often to sweep. */
 export function keepAliveSweepMs({ pingMs, pongWaitMs }: KeepAliveTiming): number {
-  return Math.max(5, Math.min(pingMs, pongWaitMs) / 4);
+  return Math.max(5, Math.min(pingMs, pongWaitMs) / 8);
 }
 
 /** One sweep at `now`: pings the sockets silent for `pingMs`, drops those that left a ping unanswered. */

@@ -20,28 +20,27 @@ function gate() {
 export async function runConnect(options: ScenarioOptions): Promise<Section[]> {
   const count = options.quick ? 300 : 2_000;
   const rows = new Map<string, string[]>();
-  // Each peer's 2 s idle overlaps the next peer's start and warm-up: an idle server's RSS does not
-  // depend on what else runs. The next peer's timed connects start only once the previous peer's
-  // clients are closed.
-  let previousClosed = Promise.resolve();
+  // An idle server's RSS does not depend on what else runs: while one peer sits idle for its 2 s, the
+  // next one starts, warms up and makes its timed connects. No peer's timed connects overlap another
+  // peer's (or the closing of the one before the previous); a peer closes its clients only once the
+  // next one's timed connects are done.
+  const idle = peers.map(() => gate());
+  const closed = peers.map(() => gate());
+  const done = Promise.resolve();
   const runs: Promise<void>[] = [];
   const failures: unknown[] = [];
-  for (const peer of peers) {
-    const mayConnect = previousClosed;
-    const idle = gate();
-    const closed = gate();
-    previousClosed = closed.opened;
+  for (const [i, peer] of peers.entries()) {
     runs.push(
       withPeer(peer, async (server) => {
         const clients = await connectMany(peer, server, WARM, 'warm');
         try {
           await sleep(options.quick ? 500 : 1_000);
-          await mayConnect;
+          await Promise.all([idle[i - 1]?.opened ?? done, closed[i - 2]?.opened ?? done]);
           const baseline = server.rssBytes();
           const started = performance.now();
           clients.push(...(await connectMany(peer, server, count, 'idle')));
           const seconds = (performance.now() - started) / 1000;
-          idle.open();
+          idle[i]?.open();
           await sleep(2_000);
           const perConnectionKb = (server.rssBytes() - baseline) / 1024 / count;
           const rate = count / seconds;
@@ -49,18 +48,19 @@ export async function runConnect(options: ScenarioOptions): Promise<Section[]> {
           recordFigure(options.figures, 'server RSS KB per idle connection', peer.label, perConnectionKb);
           rows.set(peer.label, [peer.label, fmt(rate), fmt(baseline / 1024 / 1024, 1), fmt(perConnectionKb, 1)]);
           options.log(`  ${peer.label}: ${fmt(rate)} connects/s, ${fmt(perConnectionKb, 1)} KB/conn`);
+          await (idle[i + 1]?.opened ?? done);
         } finally {
-          idle.open();
+          idle[i]?.open();
           await closeClients(clients);
         }
       })
         .catch((error: unknown) => void failures.push(error))
         .finally(() => {
-          idle.open();
-          closed.open();
+          idle[i]?.open();
+          closed[i]?.open();
         }),
     );
-    await idle.opened;
+    await idle[i]?.opened;
   }
   await Promise.all(runs);
   if (failures.length) throw failures[0];
@@ -80,7 +80,7 @@ export async function runConnect(options: ScenarioOptions): Promise<Section[]> {
       ),
       notes: [
         'Connections per second is bounded by the benchmark process (the clients) as much as by the server: all share 2 cores.',
-        "While one peer sits idle for its 2 s, the next one starts and makes its warm-up connections (an idle server's RSS does not depend on that); its timed connects begin once the previous peer's clients are closed.",
+        "While one peer sits idle for its 2 s, the next one starts, warms up and makes its timed connects (an idle server's RSS does not depend on that); no two peers' timed connects overlap, nor one's with another's closing.",
         'RSS includes garbage not yet collected (no GC is forced in any peer), so it is an upper bound on what a connection retains.',
       ],
       targets: [],

@@ -8,7 +8,7 @@ import { commandDelta, totalCalls } from '../lib/benchRedis.js';
 import { nowMicros, type MicrosWindow } from '../lib/cpuProfile.js';
 import { table, type Section } from '../lib/markdown.js';
 import type { Peer, PeerClient } from '../lib/peer.js';
-import { closeClients, connectMany, recordFigure, withPeer, type ScenarioOptions } from '../lib/peerRun.js';
+import { closeClients, connectMany, eachPeer, recordFigure, type ScenarioOptions } from '../lib/peerRun.js';
 import type { ServerProcess } from '../lib/serverProcess.js';
 import { fmt, median, quantile } from '../lib/stats.js';
 import { peers } from './peers.js';
@@ -85,30 +85,34 @@ interface HeartbeatRun {
   errors: number;
 }
 
-async function measurePeer(peer: Peer, warmupMs: number, durationMs: number): Promise<HeartbeatRun> {
-  return withPeer(peer, async (server, redis) => {
-    const clients = await connectMany(peer, server, HEARTBEAT_CLIENTS, 'hb');
-    try {
-      const load = await heartbeatLoad(clients, server, redis, warmupMs, durationMs);
-      const sorted = [...load.latencies].sort((a, b) => a - b);
-      return {
-        rate: load.count / (durationMs / 1000),
-        p50: quantile(sorted, 0.5),
-        p99: quantile(sorted, 0.99),
-        cpuPer1000: (load.cpuSeconds / load.count) * 1000,
-        coresBusy: load.cpuSeconds / (durationMs / 1000),
-        commandsPerHeartbeat: redis ? load.redisCommands / load.count : Number.NaN,
-        errors: load.errors,
-      };
-    } finally {
-      await closeClients(clients);
-    }
-  });
+async function measurePeer(
+  peer: Peer,
+  server: ServerProcess,
+  redis: BenchRedis | undefined,
+  warmupMs: number,
+  durationMs: number,
+): Promise<HeartbeatRun> {
+  const clients = await connectMany(peer, server, HEARTBEAT_CLIENTS, 'hb');
+  try {
+    const load = await heartbeatLoad(clients, server, redis, warmupMs, durationMs);
+    const sorted = [...load.latencies].sort((a, b) => a - b);
+    return {
+      rate: load.count / (durationMs / 1000),
+      p50: quantile(sorted, 0.5),
+      p99: quantile(sorted, 0.99),
+      cpuPer1000: (load.cpuSeconds / load.count) * 1000,
+      coresBusy: load.cpuSeconds / (durationMs / 1000),
+      commandsPerHeartbeat: redis ? load.redisCommands / load.count : Number.NaN,
+      errors: load.errors,
+    };
+  } finally {
+    await closeClients(clients);
+  }
 }
 
 export async function runHeartbeat(options: ScenarioOptions): Promise<Section[]> {
-  const durationMs = options.quick ? 2_000 : 10_000;
-  const warmupMs = options.quick ? 300 : 2_000;
+  const durationMs = options.quick ? 1_500 : 10_000;
+  const warmupMs = options.quick ? 200 : 2_000;
   // Per-heartbeat CPU of one peer moves by ±20% from run to run on this machine: the full run
   // measures every peer three times, each round in another order, and takes the medians.
   const rounds = options.quick ? 1 : 3;
@@ -125,12 +129,13 @@ export async function runHeartbeat(options: ScenarioOptions): Promise<Section[]>
     fmt(run.errors),
   ];
   for (let round = 0; round < rounds; round++) {
-    for (const peer of [...peers.slice(round % peers.length), ...peers.slice(0, round % peers.length)]) {
-      const run = await measurePeer(peer, warmupMs, durationMs);
+    const order = [...peers.slice(round % peers.length), ...peers.slice(0, round % peers.length)];
+    await eachPeer(order, async (peer, server, redis) => {
+      const run = await measurePeer(peer, server, redis, warmupMs, durationMs);
       runs.get(peer)?.push(run);
       rows.push(row(rounds > 1 ? `${peer.label}, round ${round + 1}` : peer.label, run, peer.usesRedis));
       options.log(`  ${peer.label}: ${fmt(run.rate)} acks/s, ${fmt(run.cpuPer1000, 3)} CPU-s/1000`);
-    }
+    });
   }
   for (const peer of peers) {
     const mine = runs.get(peer) ?? [];
@@ -177,6 +182,7 @@ export async function runHeartbeat(options: ScenarioOptions): Promise<Section[]>
       ),
       notes: [
         "Servers and the benchmark process (all clients) share the machine's 2 cores: acks/s and latency are bounded by whichever saturates first; CPU per 1,000 heartbeats is the figure that carries to other machines.",
+        'In each round every peer is started (with its redis-server) before the first is measured, and stopped once measured: an idle server costs the one measured next to nothing.',
         "presenced's Redis commands in this window are its background (a PING and one HSET of the node's proof of life per second), not per heartbeat: a heartbeat only moves `lastSeen` in memory and is written once its deadline moved by half of `staleMs`.",
       ],
       targets: [],

@@ -15,10 +15,20 @@ const CLIENTS = 50;
 const HEARTBEATS_EACH = 10;
 const MEMBER_QUERIES = 10;
 /**
- * After each step: longer than presenced's flush interval (1 s), so every window holds a flush; the
- * hand-rolled manager's commands are all answered before its acks, so a short pause covers it.
+ * After each step, until its commands have reached Redis: for presenced, until a write-behind flush
+ * that began after the step has run (every flush writes the node's proof of life with one HSET, after
+ * the index SADDs and SREMs, so a new HSET means the step's writes are in); the hand-rolled manager's
+ * commands are all answered before its acks, so a short pause covers it.
  */
-const settleMs = (peer: Peer) => (peer === presencedRedis ? 1_200 : 200);
+async function settle(peer: Peer, redis: BenchRedis) {
+  if (peer !== presencedRedis) return sleep(200);
+  const hsets = async () => (await redis.commandCounts()).get('hset') ?? 0;
+  const before = await hsets();
+  const deadline = performance.now() + 3_000;
+  while ((await hsets()) === before && performance.now() < deadline) await sleep(50);
+  // The rest of that pipeline (HDEL, EXPIRE, ZADD), sent with it.
+  await sleep(50);
+}
 const GAME = 'cost';
 
 interface Operation {
@@ -73,7 +83,7 @@ async function measure(peer: Peer, server: Parameters<Peer['connect']>[0], redis
     const before = await redis.commandCounts();
     const started = performance.now();
     await operation.run(clients);
-    await sleep(settleMs(peer));
+    await settle(peer, redis);
     const delta = commandDelta(before, await redis.commandCounts());
     const background = backgroundPerMs * (performance.now() - started);
     results.set(operation.name, {
@@ -128,7 +138,7 @@ export async function runRedisCost(options: ScenarioOptions): Promise<Section[]>
       method:
         `INFO commandstats before and after each step on the peer's own redis-server (the measuring INFO calls excluded): ${CLIENTS} connects, ` +
         `${fmt(CLIENTS * HEARTBEATS_EACH)} heartbeats, ${CLIENTS} joins of one game, ${MEMBER_QUERIES} member lists of that ${CLIENTS}-member game, ${CLIENTS} leaves, ` +
-        `${CLIENTS} disconnects, each followed by 1.2 s for presenced, so its write-behind flush (every 1 s) falls inside the window (0.2 s for the hand-rolled manager, whose commands are all answered before it acks). ` +
+        `${CLIENTS} disconnects, each window closed once presenced's next write-behind flush (every 1 s; seen as its proof-of-life HSET) has run after the step (0.2 s for the hand-rolled manager, whose commands are all answered before it acks). ` +
         'The background rate of an idle node (3 s, QUICK 1 s, no clients) times the window is subtracted, then divided by the operations. Both peers are measured at the same time (counts, not times).',
       table: table(
         [

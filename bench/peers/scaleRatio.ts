@@ -3,8 +3,8 @@
  * default layout) — the peers have no actors to compare, so this row is presenced's alone. Each ~0.1 s
  * window is easily inflated by a neighbour on a shared machine, and whether a major GC's marking falls
  * into the far window moves it too (three-run medians of successive full runs: 1.31× and 1.76×), so
- * the full run takes the median of five fresh workers; QUICK=1 stops at 10,500 connects, which is not
- * the target's 50k.
+ * the full run takes the median of five fresh workers; QUICK=1 makes one run of 5,500 connects, which
+ * is not the target's 50k.
  */
 import { table, type Section } from '../lib/markdown.js';
 import { ratio, recordFigure, type ScenarioOptions } from '../lib/peerRun.js';
@@ -12,17 +12,20 @@ import { fmt, median } from '../lib/stats.js';
 import { measureDefaultConnectRatio } from '../scale.js';
 import { presencedMemory } from './peers.js';
 
-/** The measure the 50k target is judged on (full runs only). */
+/** Fresh workers per full run. */
 const RUNS = 5;
 
+/** The measure the 50k target is judged on (full runs only). */
 export const SCALE_MEASURE = 'connect cost @50k ÷ @1k (in process, median of 5 runs)';
-const QUICK_MEASURE = 'connect cost @10k ÷ @1k (in process, 1 run; QUICK=1)';
+const QUICK_MEASURE = 'connect cost @5k ÷ @1k (in process, 1 run; QUICK=1)';
+const QUICK_COUNT = { connects: 5_500, warmup: 1_000 };
 
 export async function runScale(options: ScenarioOptions): Promise<Section[]> {
   const runs = await measureDefaultConnectRatio({
     quick: options.quick,
     runs: options.quick ? 1 : RUNS,
     log: options.log,
+    ...(options.quick ? { count: QUICK_COUNT } : {}),
   });
   const ratios = runs.map((run) => run.far / run.near);
   const cpuRatios = runs.map((run) => run.cpuFar / run.cpuNear);
@@ -54,7 +57,7 @@ export async function runScale(options: ScenarioOptions): Promise<Section[]> {
         "bench/scale.ts's measurement, imported (`measureDefaultConnectRatio`): for each run a fresh `bench/connectWorker.ts` process warms up on a separate instance, then connects " +
         `${fmt(runs[0]?.connected ?? NaN)} sessions through \`createConnections().open()\` with shards of 64 and the memory store; µs per connect as the median of the 10 batches of 100 around the 1,000th and around the ${fmt(farK)}-th connect. ` +
         (options.quick
-          ? 'QUICK=1 makes one run of 10,500 connects: its ratio is not the target (the 50k-th connect), which only the full run measures.'
+          ? 'QUICK=1 makes one run of 5,500 connects: its ratio is not the target (the 50k-th connect), which only the full run measures.'
           : `The figure is the median of the ${RUNS} runs’ ratios.`),
       table: table(
         [

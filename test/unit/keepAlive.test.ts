@@ -12,9 +12,9 @@ function socket() {
 const timing = { pingMs: 100, pongWaitMs: 200 };
 
 describe('keep-alive sweep', () => {
-  it('sweeps every quarter of the shorter interval, never more often than every 5 ms', () => {
-    expect(keepAliveSweepMs(timing)).toBe(25);
-    expect(keepAliveSweepMs({ pingMs: 25_000, pongWaitMs: 30_000 })).toBe(6_250);
+  it('sweeps every eighth of the shorter interval, never more often than every 5 ms', () => {
+    expect(keepAliveSweepMs(timing)).toBe(12.5);
+    expect(keepAliveSweepMs({ pingMs: 25_000, pongWaitMs: 30_000 })).toBe(3_125);
     expect(keepAliveSweepMs({ pingMs: 4, pongWaitMs: 4 })).toBe(5);
   });
 
