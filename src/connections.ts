@@ -110,7 +110,7 @@ export function createConnections(options: ConnectionsOptions) {
     return {
       connectionId: handle.connectionId,
       userId: handle.userId,
-      state: handle.state === 'expired' ? 'stale' : handle.state,
+      state: handle.sessionState,
       gameId: handle.context.gameId,
       joinedAt: handle.context.joinedAt,
       lastSeen: () => handle.context.lastSeen,

@@ -169,17 +169,10 @@ export function buildServer(): void {
   built = true;
 }
 
-/** `node dist/src/cli.js serve` (see `buildServer`) with `env` on top of the defaults, like `spawnServer`. */
+/** `node dist/src/cli.js serve` (see `buildServer`) with `env` on top of the defaults (PORT=0, loopback, warn). */
 export function spawnBuiltServer(env: Record<string, string> = {}): ChildProcess {
   buildServer();
   return spawnNode(['dist/src/cli.js', 'serve'], {
-    env: { ...process.env, NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
-  });
-}
-
-/** `node --import tsx src/cli.ts serve` with `env` on top of the defaults (PORT=0, loopback, warn). */
-export function spawnServer(env: Record<string, string> = {}): ChildProcess {
-  return spawnTsx('src/cli.ts', ['serve'], {
     env: { ...process.env, NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
   });
 }
