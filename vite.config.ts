@@ -19,6 +19,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          // The crash sentinel: a test fails if the server under test crashed during it.
+          setupFiles: ['test/support/sentinelHooks.ts'],
           testTimeout: 20_000,
           hookTimeout: 20_000,
         },
@@ -29,6 +31,7 @@ export default defineConfig({
           // real server over WebSocket (and a real redis-server for restarts).
           name: 'model',
           include: ['test/model/**/*.test.ts'],
+          setupFiles: ['test/support/sentinelHooks.ts'],
           testTimeout: 60_000,
           hookTimeout: 20_000,
           // Server paths mostly wait on real timers; a few at a time keeps the run short.
