@@ -14,6 +14,7 @@ import { shardMachine } from '../machines/shard.js';
 import { createTimerActions } from '../machines/timers.js';
 import { restoredSupervisorSnapshot, supervisorMachine } from '../machines/supervisor.js';
 import type { Clock } from './clock.js';
+import { closeReason } from './closeReason.js';
 import type { ResolvedConfig } from './config.js';
 import { PresenceError } from './errors.js';
 import type { LifecycleEvent, PresenceHooks } from './hooks.js';
@@ -98,7 +99,7 @@ export function createConnections(options: ConnectionsOptions) {
   // Closing right away would drop the reply or event that announced the close: tRPC sends it in a
   // microtask after the resolver returns, and drops replies once the socket is closing.
   function closeSoon(socket: SocketLike, code: number, reason: string) {
-    setImmediate(() => safely('socket close', () => socket.close(code, reason)));
+    setImmediate(() => safely('socket close', () => socket.close(code, closeReason(reason))));
   }
 
   function mark(handle: ConnectionHandle) {
@@ -482,7 +483,7 @@ export function createConnections(options: ConnectionsOptions) {
         if (!socket) continue;
         handle.socket = null;
         handle.actor.send({ type: 'SOCKET_CLOSED', at });
-        safely('socket close', () => socket.close(CloseCode.serverRestarting, 'server restarting'));
+        safely('socket close', () => socket.close(CloseCode.serverRestarting, closeReason('server restarting')));
       }
     },
 

@@ -4,6 +4,7 @@ import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Authenticate, ConnectionParams } from './auth.js';
+import { closeReason } from './closeReason.js';
 import type { ConnectionHandle } from './connections.js';
 import { PresenceError } from './errors.js';
 import { answerHeartbeat } from './heartbeatFastPath.js';
@@ -100,7 +101,7 @@ class SocketContext implements Context {
   closeRefused() {
     const code = this.refusal ? refusalCloseCode[this.refusal.code as keyof typeof refusalCloseCode] : undefined;
     if (this.socket.readyState === WebSocket.OPEN)
-      this.socket.close(code ?? CloseCode.unauthorized, this.refusal?.message.slice(0, 120));
+      this.socket.close(code ?? CloseCode.unauthorized, closeReason(this.refusal?.message ?? 'unauthorized'));
   }
 }
 
@@ -209,7 +210,7 @@ export function attachTransport(options: TransportOptions) {
     // A frame over maxPayload makes ws close with 1009 and emit 'error'; nothing else to do.
     ws.on('error', (error) => logger.debug({ err: error }, 'socket error'));
     if (wss.clients.size > config.maxConnections) {
-      ws.close(CloseCode.atCapacity, 'at capacity');
+      ws.close(CloseCode.atCapacity, closeReason('at capacity'));
       return;
     }
     const userAgent = req.headers['user-agent'];
