@@ -65,6 +65,12 @@ const fields = {
   maxConnectionsPerUser: { env: 'PRESENCED_MAX_CONNECTIONS_PER_USER', schema: count(1).default(10) },
   /** `PRESENCED_MAX_CONNECTIONS`. @default 100000 */
   maxConnections: { env: 'PRESENCED_MAX_CONNECTIONS', schema: count(1).default(100_000) },
+  /** `PRESENCED_AUTH_TIMEOUT_MS`: a socket not authenticated by then is closed with 4401. @default 5000 */
+  authTimeoutMs: { env: 'PRESENCED_AUTH_TIMEOUT_MS', schema: ms(10).default(5_000) },
+  /** `PRESENCED_MAX_PENDING`: sockets waiting to authenticate at once; beyond: 1013. @default 1024 */
+  maxPending: { env: 'PRESENCED_MAX_PENDING', schema: count(1).default(1024) },
+  /** `PRESENCED_MAX_SUBSCRIPTIONS`: open subscriptions per connection; beyond: TOO_MANY_REQUESTS. @default 32 */
+  maxSubscriptions: { env: 'PRESENCED_MAX_SUBSCRIPTIONS', schema: count(1).default(32) },
   /** `PRESENCED_INSPECT`: a Stately inspector relay (`ws://…`). */
   inspect: {
     env: 'PRESENCED_INSPECT',

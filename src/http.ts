@@ -1,10 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AdmissionCounts } from './admission.js';
 import type { Services } from './router/trpc.js';
 
 export interface HttpOptions {
   services: Services;
   /** True while the node serves: false while restoring or draining. */
   ready: () => boolean;
+  /** Sockets holding a slot, and sockets waiting to authenticate. */
+  sockets: () => AdmissionCounts;
 }
 
 function json(res: ServerResponse, status: number, body: unknown) {
@@ -14,7 +17,7 @@ function json(res: ServerResponse, status: number, body: unknown) {
 }
 
 /** `/health`, `/health/ready`, `/health/connections` (CONTRACT §7). */
-export function createHttpHandler({ services, ready }: HttpOptions) {
+export function createHttpHandler({ services, ready, sockets }: HttpOptions) {
   const { config, presence, store } = services;
   return (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -28,6 +31,7 @@ export function createHttpHandler({ services, ready }: HttpOptions) {
           store: store.kind,
           ...(store.kind === 'redis' ? { redis: status } : {}),
           connections: presence.stats().connections,
+          sockets: sockets(),
         });
       }
       case '/health/ready':

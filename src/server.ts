@@ -88,7 +88,9 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
   // A function, so TypeScript does not narrow `state` across the awaits where close() can change it.
   const closed = () => state === 'closed';
 
-  const http = createServer(createHttpHandler({ services, ready: () => state === 'serving' }));
+  const http = createServer(
+    createHttpHandler({ services, ready: () => state === 'serving', sockets: () => transport.counts() }),
+  );
   const transport = attachTransport({
     server: http,
     router: appRouter,

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
+import { Admission, type AdmissionCounts } from './admission.js';
 import type { Authenticate, ConnectionParams } from './auth.js';
 import { closeReason } from './closeReason.js';
 import type { ConnectionHandle } from './connections.js';
@@ -10,6 +11,7 @@ import { PresenceError } from './errors.js';
 import { answerHeartbeat } from './heartbeatFastPath.js';
 import type { PresenceHooks } from './hooks.js';
 import { keepAliveSweepMs, sweepKeepAlive, type Liveness } from './keepAlive.js';
+import { LogThrottle } from './logThrottle.js';
 import { CloseCode } from './protocol.js';
 import { RateLimiter } from './rateLimit.js';
 import { sharingEncoder } from './sharedEncoding.js';
@@ -20,6 +22,23 @@ export const TRPC_PATH = '/trpc';
 
 /** A refused socket is closed once its first call is answered, or after this long without one. */
 const REFUSED_SOCKET_GRACE_MS = 2_000;
+/**
+ * A socket we close that does not answer the close frame is dropped after this long (ws would wait
+ * 30 s), so sockets turned away cannot pile up in the closing handshake.
+ */
+const CLOSE_HANDSHAKE_MS = 1_000;
+
+/** Closes `ws` with `code`, and drops it if the peer does not finish the closing handshake in time. */
+function closeFirmly(ws: WebSocket, code: number, reason: string) {
+  if (ws.readyState !== WebSocket.OPEN) return;
+  ws.close(code, closeReason(reason));
+  setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
+}
+
+/** An error on a raw socket (a reset peer, mostly): the socket is dropped, the error never left unhandled. */
+function onRawSocketError(this: Duplex) {
+  this.destroy();
+}
 
 const refusalCloseCode = {
   UNAUTHORIZED: CloseCode.unauthorized,
@@ -83,6 +102,7 @@ function upgradeSummary(req: IncomingMessage): IncomingMessage {
 class SocketContext implements Context {
   session: ConnectionHandle | null = null;
   refusal: PresenceError | null = null;
+  readonly subscriptions = { open: 0 };
   private refusedAnswered = false;
 
   constructor(
@@ -100,8 +120,7 @@ class SocketContext implements Context {
   /** Closes a refused socket with the close code of its refusal. */
   closeRefused() {
     const code = this.refusal ? refusalCloseCode[this.refusal.code as keyof typeof refusalCloseCode] : undefined;
-    if (this.socket.readyState === WebSocket.OPEN)
-      this.socket.close(code ?? CloseCode.unauthorized, closeReason(this.refusal?.message ?? 'unauthorized'));
+    closeFirmly(this.socket, code ?? CloseCode.unauthorized, this.refusal?.message ?? 'unauthorized');
   }
 }
 
@@ -120,6 +139,8 @@ export function attachTransport(options: TransportOptions) {
     ),
   });
   const sockets = new Map<WebSocket, SocketState>();
+  const admission = new Admission<WebSocket>(config, clock);
+  const throttled = new LogThrottle(logger, () => clock.now());
   let unexpectedListeners = false;
   const keepAliveTiming = { pingMs: config.pingMs, pongWaitMs: config.pongWaitMs };
   const keepAlive = setInterval(
@@ -129,6 +150,10 @@ export function attachTransport(options: TransportOptions) {
   keepAlive.unref();
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node's HTTP server stops handling errors of a socket it hands to 'upgrade'. Without this, a
+    // peer that resets the connection while it is answered (404 and 503 below, or ws' own handshake
+    // errors) raised an unhandled 'error' event (write ECONNRESET) and killed the process.
+    socket.on('error', onRawSocketError);
     const path = (req.url ?? '/').split('?')[0];
     if (path !== TRPC_PATH) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
@@ -149,6 +174,9 @@ export function attachTransport(options: TransportOptions) {
       const identity = await authenticate(params);
       if (ws.readyState !== WebSocket.OPEN)
         throw new PresenceError('UNAVAILABLE', 'socket closed during authentication');
+      // The node can have filled up while this socket authenticated.
+      if (!admission.hasRoom())
+        throw new PresenceError('UNAVAILABLE', `at capacity (${config.maxConnections} connections)`);
       const handle = connections.open({
         ...identity,
         ip: state?.ip ?? null,
@@ -158,9 +186,10 @@ export function attachTransport(options: TransportOptions) {
       });
       ws.once('close', () => connections.socketClosed(handle, ws));
       context.session = handle;
+      admission.admit(ws);
     } catch (error) {
       if (!(error instanceof PresenceError)) throw error;
-      logger.info({ code: error.code, reason: error.message }, 'connection refused');
+      throttled.info('connection refused', { code: error.code, reason: error.message });
       context.refusal = error;
       setTimeout(() => context.closeRefused(), REFUSED_SOCKET_GRACE_MS).unref();
     }
@@ -209,10 +238,20 @@ export function attachTransport(options: TransportOptions) {
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     // A frame over maxPayload makes ws close with 1009 and emit 'error'; nothing else to do.
     ws.on('error', (error) => logger.debug({ err: error }, 'socket error'));
-    if (wss.clients.size > config.maxConnections) {
-      ws.close(CloseCode.atCapacity, closeReason('at capacity'));
+    const arrival = admission.arrive(ws, () => {
+      throttled.info('authentication timed out', { authTimeoutMs: config.authTimeoutMs });
+      closeFirmly(ws, CloseCode.unauthorized, 'authentication timed out');
+    });
+    if (arrival !== 'waiting') {
+      throttled.info('socket turned away', { why: arrival, ...admission.counts() });
+      closeFirmly(
+        ws,
+        CloseCode.atCapacity,
+        arrival === 'atCapacity' ? 'at capacity' : 'too many sockets authenticating',
+      );
       return;
     }
+    ws.once('close', () => admission.leave(ws));
     const userAgent = req.headers['user-agent'];
     const state: SocketState = {
       heard: false,
@@ -248,8 +287,9 @@ export function attachTransport(options: TransportOptions) {
     stopAccepting() {
       accepting = false;
     },
-    get sockets() {
-      return wss.clients.size;
+    /** Sockets that hold a slot, and sockets still waiting to authenticate (or refused, closing). */
+    counts(): AdmissionCounts {
+      return admission.counts();
     },
     async close() {
       accepting = false;

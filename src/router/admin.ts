@@ -1,5 +1,5 @@
 import { input, type AdminStats, type HistoryEntry } from '../protocol.js';
-import { adminProcedure, router, type Services } from './trpc.js';
+import { adminProcedure, router, subscriptionSlot, type Services } from './trpc.js';
 
 /** `admin.watch` sends at most this often. */
 const WATCH_INTERVAL_MS = 100;
@@ -39,7 +39,7 @@ export const adminRouter = router({
     return records.map((r) => ({ ...r, connectedAt: new Date(r.connectedAt), endedAt: new Date(r.endedAt) }));
   }),
 
-  watch: adminProcedure.subscription(async function* ({ ctx, signal }) {
+  watch: adminProcedure.use(subscriptionSlot).subscription(async function* ({ ctx, signal }) {
     const abort = signal ?? new AbortController().signal;
     let last = stats(ctx.services);
     yield last;

@@ -2,7 +2,7 @@ import { tracked } from '@trpc/server';
 import { input, type Member } from '../protocol.js';
 import { writeDirectlyAfterFirst } from '../directEvents.js';
 import { requestOf, shareable } from '../sharedEncoding.js';
-import { router, sessionProcedure } from './trpc.js';
+import { router, sessionProcedure, subscriptionSlot } from './trpc.js';
 
 export const presenceRouter = router({
   // Every subscriber of the game gets the same event object, serialised once for all of them. The
@@ -10,6 +10,7 @@ export const presenceRouter = router({
   // value, it has sent those, and the later events are written straight to the socket, in order,
   // as they happen, instead of each making its way through tRPC's loop (src/directEvents.ts).
   game: sessionProcedure
+    .use(subscriptionSlot)
     .use(async ({ getRawInput, next }) => next({ ctx: { request: requestOf(await getRawInput()) } }))
     .input(input.presenceGame)
     .subscription(({ ctx, input, signal }) => {
@@ -22,9 +23,12 @@ export const presenceRouter = router({
       return ctx.request ? writeDirectlyAfterFirst(events, ctx.socket, ctx.request) : events;
     }),
 
-  user: sessionProcedure.input(input.user).subscription(async function* ({ ctx, input, signal }) {
-    yield* ctx.services.presence.subscribeUser(input.userId, signal ?? new AbortController().signal);
-  }),
+  user: sessionProcedure
+    .use(subscriptionSlot)
+    .input(input.user)
+    .subscription(async function* ({ ctx, input, signal }) {
+      yield* ctx.services.presence.subscribeUser(input.userId, signal ?? new AbortController().signal);
+    }),
 
   isOnline: sessionProcedure
     .input(input.user)

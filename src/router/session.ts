@@ -1,7 +1,7 @@
 import { on } from 'node:events';
 import type { ConnectionHandle } from '../connections.js';
 import { input, type HeartbeatResult, type SessionEvent } from '../protocol.js';
-import { router, sessionProcedure, type Services } from './trpc.js';
+import { router, sessionProcedure, subscriptionSlot, type Services } from './trpc.js';
 
 /** What `session.heartbeat` answers, once the call has been counted as activity. */
 export function heartbeatResult(services: Services, session: ConnectionHandle): HeartbeatResult {
@@ -25,7 +25,7 @@ export const sessionRouter = router({
     return { ok: true as const };
   }),
 
-  events: sessionProcedure.subscription(async function* ({ ctx, signal }) {
+  events: sessionProcedure.use(subscriptionSlot).subscription(async function* ({ ctx, signal }) {
     const events = on(ctx.session.events, 'event', { signal }) as AsyncIterable<[SessionEvent]>;
     for await (const [event] of events) {
       yield event;

@@ -284,7 +284,7 @@ describe('bad input over a raw socket', () => {
   it('a client that stops reading is cut off at maxBufferedBytes, and server memory stays bounded', async ({
     annotate,
   }) => {
-    await using t = await startServer({ maxBufferedBytes: 65_536, rateLimit: 100_000 });
+    await using t = await startServer({ maxBufferedBytes: 65_536, rateLimit: 100_000, maxSubscriptions: 100 });
     await using slow = await RawSocket.open(t.wsUrl, { userId: 'slow' });
     await using mover = await RawSocket.open(t.wsUrl, { userId: 'mover' });
     await using bystander = await RawSocket.open(t.wsUrl, { userId: 'bystander' });

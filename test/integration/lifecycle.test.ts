@@ -152,7 +152,13 @@ describe('http', () => {
     await alice.ready;
     await alice.api.game.join.mutate({ gameId: 'g1' });
     const health = (await (await fetch(`${t.url}/health`)).json()) as Record<string, unknown>;
-    expect(health).toEqual({ status: 'ok', nodeId: t.server.nodeId, store: 'memory', connections: 1 });
+    expect(health).toEqual({
+      status: 'ok',
+      nodeId: t.server.nodeId,
+      store: 'memory',
+      connections: 1,
+      sockets: { authenticated: 1, pending: 0 },
+    });
     const res = await fetch(`${t.url}/health/connections`);
     const body = await res.text();
     expect(JSON.parse(body)).toEqual({

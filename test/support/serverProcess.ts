@@ -37,6 +37,8 @@ export interface SpawnOptions {
   waitForListening?: boolean;
   /** @default 15000 */
   startTimeoutMs?: number;
+  /** Node options for the server process, e.g. `--max-old-space-size=128`. */
+  nodeArgs?: string[];
 }
 
 /**
@@ -49,7 +51,7 @@ export async function spawnServer(
   options: SpawnOptions = {},
 ): Promise<ServerProcess> {
   const port = env['PORT'] === undefined ? await freePort() : Number(env['PORT']);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'src/cli.ts', 'serve'], {
     cwd: root,
     env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'warn', ...env, PORT: String(port) },
   });
