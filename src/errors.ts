@@ -36,3 +36,37 @@ const trpcCode = {
 export function toTRPCError(error: PresenceError): TRPCError {
   return new TRPCError({ code: trpcCode[error.code], message: error.message, cause: error });
 }
+
+/** What a client is told about a frame that could not be read as a tRPC message. */
+export const MALFORMED_MESSAGE = 'malformed message';
+
+/**
+ * The id an unexpected failure is logged under, set on the error itself where it is logged: tRPC
+ * hands the same error object to the transport's `onError` and then to `errorFormatter`, which puts
+ * the id in the client's message, so a reported id finds its log line.
+ */
+export function identifyError(error: Error): string {
+  const known = errorIdOf(error);
+  if (known !== undefined) return known;
+  const errorId = crypto.randomUUID().replaceAll('-', '').slice(0, 12);
+  Object.assign(error, { errorId });
+  return errorId;
+}
+
+/** The id `identifyError` gave `error`, if it was logged. */
+export function errorIdOf(error: Error): string | undefined {
+  return 'errorId' in error && typeof error.errorId === 'string' ? error.errorId : undefined;
+}
+
+/**
+ * The message a client gets for `error`. Ours (`PresenceError`s, turned into tRPC errors above) and
+ * input validation say what was wrong; a frame that is not a message gets a fixed text, never what
+ * JSON.parse, superjson or a TypeError said about it; anything unexpected gets a generic text with
+ * the id of its log line, never internal text (a Redis client's or a bug's).
+ */
+export function clientMessage(error: TRPCError): string {
+  if (error.code === 'PARSE_ERROR') return MALFORMED_MESSAGE;
+  if (error.code !== 'INTERNAL_SERVER_ERROR') return error.message;
+  const errorId = errorIdOf(error);
+  return errorId === undefined ? 'internal error' : `internal error (id ${errorId})`;
+}

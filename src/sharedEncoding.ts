@@ -1,6 +1,7 @@
 import type { CombinedDataTransformer } from '@trpc/server';
 import { jsonEncoder, type Encoder } from '@trpc/server/adapters/ws';
 import superjson, { type SuperJSONResult } from 'superjson';
+import { PresenceError } from './errors.js';
 
 /**
  * One presence event goes to every subscriber of its game as the same object, and tRPC serialised
@@ -94,6 +95,13 @@ export const sharingTransformer: CombinedDataTransformer = {
   input: {
     serialize: (value: unknown) => superjson.serialize(value),
     deserialize(value: unknown): unknown {
+      // A call frame without `params.input` is a call without input, which the procedure's schema
+      // accepts or refuses with a clear BAD_REQUEST: superjson would throw a TypeError on it
+      // (destructuring `json` of undefined). Anything else that is not an envelope is not a message.
+      if (value === undefined) return undefined;
+      // What superjson cannot read in an object throws too; tRPC answers either with PARSE_ERROR.
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw new PresenceError('BAD_REQUEST', 'params.input must be a superjson envelope');
       const result: unknown = superjson.deserialize(value as SuperJSONResult);
       const request = requestOf(value);
       if (request && isRecord(result)) requests.set(result, request);
