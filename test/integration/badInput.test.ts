@@ -373,7 +373,9 @@ describe('bad input over a raw socket', () => {
       ],
       [
         'a valid signature but no sub',
-        async () => ({ token: await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).sign(key) }),
+        async () => ({
+          token: await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(key),
+        }),
       ],
     ];
 

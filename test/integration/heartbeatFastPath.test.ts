@@ -131,7 +131,7 @@ describe('heartbeat fast path', () => {
   });
 
   it('a refused socket (bad token): UNAUTHORIZED, as from tRPC', async () => {
-    await using t = await startServer({ jwtSecret: 'a-secret-of-at-least-16-chars' });
+    await using t = await startServer({ jwtSecret: 'a-secret-of-at-least-32-bytes-ok!' });
     await using socket = await RawSocket.open(t.wsUrl, { token: 'not-a-jwt' });
     const seen = frameTexts(socket);
     socket.send(heartbeatFrame(1, { json: {} }));
