@@ -101,6 +101,10 @@ describe('no internal text reaches clients', () => {
       '{"id":13,"method":"query","params":{"path":"session.info","input":{"json":{"a":"x"},"meta":{"values":{"a":["class","Nope"]}}}}}',
     ],
     [
+      'superjson meta with a string tree (was: a stack overflow, ~10 ms of CPU per frame)',
+      '{"id":15,"method":"query","params":{"path":"session.info","input":{"json":{},"meta":{"values":"x"}}}}',
+    ],
+    [
       'superjson meta with a __proto__ path',
       '{"id":14,"method":"query","params":{"path":"session.info","input":{"json":{},"meta":{"values":{"__proto__.x":["Date"]}}}}}',
     ],
