@@ -1,4 +1,5 @@
 import { TRPCError } from '@trpc/server';
+import { z } from 'zod';
 
 /** Every failure presenced reports to a caller, as data. Branch on `code`, never on the message. */
 export const presenceErrorCodes = [
@@ -58,14 +59,33 @@ export function errorIdOf(error: Error): string | undefined {
   return 'errorId' in error && typeof error.errorId === 'string' ? error.errorId : undefined;
 }
 
+/** Input validation reports at most this many issues, each at most this long: the input is the client's. */
+const MAX_ISSUES = 3;
+const MAX_ISSUE_CHARS = 200;
+
+/**
+ * One line for a failed input validation: `path: message` per issue (`limit: must be at most 1000
+ * …`), instead of zod's pretty-printed JSON of every issue, which grows with the input.
+ */
+function validationMessage(error: z.ZodError): string {
+  const shown = error.issues.slice(0, MAX_ISSUES).map((issue) => {
+    const at = issue.path.map(String).join('.');
+    const line = at === '' ? issue.message : `${at}: ${issue.message}`;
+    return line.length > MAX_ISSUE_CHARS ? `${line.slice(0, MAX_ISSUE_CHARS)}…` : line;
+  });
+  const more = error.issues.length - shown.length;
+  return `${shown.join('; ')}${more > 0 ? ` (and ${more} more)` : ''}`;
+}
+
 /**
  * The message a client gets for `error`. Ours (`PresenceError`s, turned into tRPC errors above) and
- * input validation say what was wrong; a frame that is not a message gets a fixed text, never what
+ * input validation (on one line) say what was wrong; a frame that is not a message gets a fixed text, never what
  * JSON.parse, superjson or a TypeError said about it; anything unexpected gets a generic text with
  * the id of its log line, never internal text (a Redis client's or a bug's).
  */
 export function clientMessage(error: TRPCError): string {
   if (error.code === 'PARSE_ERROR') return MALFORMED_MESSAGE;
+  if (error.code === 'BAD_REQUEST' && error.cause instanceof z.ZodError) return validationMessage(error.cause);
   if (error.code !== 'INTERNAL_SERVER_ERROR') return error.message;
   const errorId = errorIdOf(error);
   return errorId === undefined ? 'internal error' : `internal error (id ${errorId})`;

@@ -140,7 +140,7 @@ const adminLimit = z
   .number()
   .int()
   .min(1)
-  .max(MAX_ADMIN_ROWS, `limit must be at most ${MAX_ADMIN_ROWS} (the history a store keeps)`);
+  .max(MAX_ADMIN_ROWS, `must be at most ${MAX_ADMIN_ROWS} (the history a store keeps)`);
 
 export const input = {
   heartbeat: z.object({ clientTime: z.number().finite().optional() }).strict().optional(),
