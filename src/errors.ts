@@ -79,9 +79,9 @@ function validationMessage(error: z.ZodError): string {
 
 /**
  * The message a client gets for `error`. Ours (`PresenceError`s, turned into tRPC errors above) and
- * input validation (on one line) say what was wrong; a frame that is not a message gets a fixed text, never what
- * JSON.parse, superjson or a TypeError said about it; anything unexpected gets a generic text with
- * the id of its log line, never internal text (a Redis client's or a bug's).
+ * input validation (on one line) say what was wrong; a frame that is not a message gets a fixed
+ * text, never what JSON.parse, superjson or a TypeError said about it; anything unexpected gets a
+ * generic text with the id of its log line, never internal text (a Redis client's or a bug's).
  */
 export function clientMessage(error: TRPCError): string {
   if (error.code === 'PARSE_ERROR') return MALFORMED_MESSAGE;
