@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { signToken } from './auth.js';
-import { ConfigError, configFromEnv } from './config.js';
+import { ConfigError, configFromEnv, MIN_JWT_SECRET_BYTES, utf8Bytes } from './config.js';
 import { exportMachines } from './machineGraph.js';
 import { createPresenceServer } from './server.js';
 
 const usage = `usage:
   presenced [serve]                                   run the server (configured by environment variables)
-  presenced token --user ID [--role admin] [--ttl 1h] print an HS256 JWT signed with PRESENCED_JWT_SECRET
+  presenced token --user ID [--role admin] [--ttl 1h] print an HS256 JWT signed with PRESENCED_JWT_SECRET,
+                                                      expiring after --ttl (default 1h), with iss / aud from
+                                                      PRESENCED_JWT_ISSUER / PRESENCED_JWT_AUDIENCE when set
   presenced machines [--format mermaid|json]          print the state machine definitions
   presenced inspect [--port 8080]                     run a local Stately inspector relay`;
 
@@ -69,11 +71,16 @@ async function token(args: string[]) {
     options: { user: { type: 'string' }, role: { type: 'string' }, ttl: { type: 'string' } },
   });
   const secret = process.env['PRESENCED_JWT_SECRET'];
-  if (!secret || secret.length < 16) fail('PRESENCED_JWT_SECRET must be set (16+ characters) to sign tokens');
+  // The server refuses a shorter secret: a token signed with one could never be used.
+  if (!secret || utf8Bytes(secret) < MIN_JWT_SECRET_BYTES)
+    fail(`PRESENCED_JWT_SECRET must be set (at least ${MIN_JWT_SECRET_BYTES} bytes) to sign tokens`);
   if (!values.user) fail('--user is required');
   if (values.ttl !== undefined && !/^\d+\s*(s|m|h|d|w)$/.test(values.ttl))
     fail(`invalid --ttl ${values.ttl}: use e.g. 90s, 15m, 1h, 7d`);
-  const jwt = await signToken({ secret, userId: values.user, role: values.role, ttl: values.ttl });
+  // Unset and empty alike mean "not checked", as for the server (configFromEnv).
+  const issuer = process.env['PRESENCED_JWT_ISSUER'] || undefined;
+  const audience = process.env['PRESENCED_JWT_AUDIENCE'] || undefined;
+  const jwt = await signToken({ secret, userId: values.user, role: values.role, ttl: values.ttl, issuer, audience });
   process.stdout.write(`${jwt}\n`);
 }
 

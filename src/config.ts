@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
+/**
+ * An HS256 key needs at least as many bytes as the hash (RFC 7518 §3.2): a shorter secret can be
+ * brute-forced offline from any one token. Bytes, not characters: the key is the UTF-8 encoding.
+ */
+export const MIN_JWT_SECRET_BYTES = 32;
+
+export const utf8Bytes = (text: string) => new TextEncoder().encode(text).byteLength;
+
 const ms = (min: number) => z.coerce.number().int().min(min).max(2_147_483_647);
 const count = (min: number) => z.coerce.number().int().min(min).max(100_000_000);
 
@@ -35,8 +43,18 @@ const fields = {
   nodeLeaseMs: { env: 'PRESENCED_NODE_LEASE_MS', schema: ms(100).default(10_000) },
   /** `PRESENCED_AUTH`. @default 'jwt' when a JWT secret is set, else 'dev' */
   auth: { env: 'PRESENCED_AUTH', schema: z.enum(['jwt', 'session', 'dev']).optional() },
-  /** `PRESENCED_JWT_SECRET`: the HS256 secret. */
-  jwtSecret: { env: 'PRESENCED_JWT_SECRET', schema: z.string().min(16).optional() },
+  /** `PRESENCED_JWT_SECRET`: the HS256 secret, at least 32 bytes (UTF-8). */
+  jwtSecret: {
+    env: 'PRESENCED_JWT_SECRET',
+    schema: z
+      .string()
+      .refine((secret) => utf8Bytes(secret) >= MIN_JWT_SECRET_BYTES, `must be at least ${MIN_JWT_SECRET_BYTES} bytes`)
+      .optional(),
+  },
+  /** `PRESENCED_JWT_ISSUER`: when set, a token's `iss` must be this. */
+  jwtIssuer: { env: 'PRESENCED_JWT_ISSUER', schema: z.string().min(1).max(256).optional() },
+  /** `PRESENCED_JWT_AUDIENCE`: when set, a token's `aud` must be (or include) this. */
+  jwtAudience: { env: 'PRESENCED_JWT_AUDIENCE', schema: z.string().min(1).max(256).optional() },
   /** `PRESENCED_HEARTBEAT_MS`. @default 25000 */
   heartbeatMs: { env: 'PRESENCED_HEARTBEAT_MS', schema: ms(10).default(25_000) },
   /** `PRESENCED_STALE_MS`. @default 60000 */
@@ -108,16 +126,51 @@ export class ConfigError extends Error {
 
 const schema = z.object(Object.fromEntries(Object.entries(fields).map(([key, field]) => [key, field.schema])));
 
+const REDACTED = '[redacted]';
+
+/**
+ * How an error line shows the value of a field that may hold a credential: a secret never, a URL
+ * without its password. Config errors go to stderr and to whatever collects it.
+ */
+const hidden: Partial<Record<keyof Fields, 'secret' | 'url'>> = {
+  jwtSecret: 'secret',
+  redisUrl: 'url',
+  inspect: 'url',
+};
+
+/**
+ * `value` for an error line, with a URL's password (`redis://user:pw@host`, `redis://:pw@host`) shown
+ * as `[redacted]`. A bare `name@` could be either a user or a password: it is redacted too. The
+ * userinfo ends at the last `@`, as URL parsers read it, so a password with an `@` is covered.
+ */
+export function redactUrl(value: string): string {
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?(.*)@/s.exec(value);
+  if (!match) return value;
+  const [whole, scheme = '', userinfo = ''] = match;
+  const colon = userinfo.indexOf(':');
+  const shown = colon === -1 ? REDACTED : `${userinfo.slice(0, colon)}:${REDACTED}`;
+  return `${scheme}${shown}@${value.slice(whole.length)}`;
+}
+
+function shown(key: keyof Fields, value: unknown): string {
+  const kind = hidden[key];
+  if (kind === 'secret') return REDACTED;
+  if (kind === 'url' && typeof value === 'string') return JSON.stringify(redactUrl(value));
+  return JSON.stringify(value);
+}
+
 function describe(key: string, value: unknown, issue: z.core.$ZodIssue, source: 'env' | 'option'): string {
   const field = fields[key as keyof Fields];
   const name = source === 'env' ? field.env : key;
-  return `invalid ${name}=${JSON.stringify(value)}: ${issue.message}`;
+  return `invalid ${name}=${shown(key as keyof Fields, value)}: ${issue.message}`;
 }
 
 function resolve(parsed: Parsed, production: boolean): ResolvedConfig {
   const auth = parsed.auth ?? (parsed.jwtSecret ? 'jwt' : 'dev');
   if (auth === 'jwt' && !parsed.jwtSecret) {
-    throw new ConfigError('invalid PRESENCED_AUTH="jwt": PRESENCED_JWT_SECRET must be set (16+ characters)');
+    throw new ConfigError(
+      `invalid PRESENCED_AUTH="jwt": PRESENCED_JWT_SECRET must be set (at least ${MIN_JWT_SECRET_BYTES} bytes)`,
+    );
   }
   if (auth === 'dev' && production) {
     throw new ConfigError(
@@ -129,7 +182,7 @@ function resolve(parsed: Parsed, production: boolean): ResolvedConfig {
   }
   if (parsed.redisUrl !== undefined && !/^rediss?:\/\//.test(parsed.redisUrl)) {
     throw new ConfigError(
-      `invalid REDIS_URL=${JSON.stringify(parsed.redisUrl)}: use redis://host:port or rediss:// (Redis Cluster is not in this version)`,
+      `invalid REDIS_URL=${shown('redisUrl', parsed.redisUrl)}: use redis://host:port or rediss:// (Redis Cluster is not in this version)`,
     );
   }
   return {

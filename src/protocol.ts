@@ -131,6 +131,17 @@ export const gameIdSchema = z
 /** User ids come from tokens or dev params; the same bound keeps keys and logs sane. */
 export const userIdSchema = z.string().min(1).max(256);
 
+/**
+ * The most rows one admin query may build: the history a store keeps (1000 records) and as many
+ * connections. A limit of 10,000 made one call build and serialise that many rows.
+ */
+export const MAX_ADMIN_ROWS = 1000;
+const adminLimit = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_ADMIN_ROWS, `must be at most ${MAX_ADMIN_ROWS} (the history a store keeps)`);
+
 export const input = {
   heartbeat: z.object({ clientTime: z.number().finite().optional() }).strict().optional(),
   game: z.object({ gameId: gameIdSchema }).strict(),
@@ -140,13 +151,10 @@ export const input = {
     .object({
       userId: userIdSchema.optional(),
       gameId: gameIdSchema.optional(),
-      limit: z.number().int().min(1).max(10_000).optional(),
+      limit: adminLimit.optional(),
     })
     .strict()
     .optional(),
   kick: z.object({ connectionId: z.string().min(1).max(128) }).strict(),
-  history: z
-    .object({ userId: userIdSchema.optional(), limit: z.number().int().min(1).max(10_000).optional() })
-    .strict()
-    .optional(),
+  history: z.object({ userId: userIdSchema.optional(), limit: adminLimit.optional() }).strict().optional(),
 } as const;

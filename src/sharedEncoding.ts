@@ -1,6 +1,7 @@
 import type { CombinedDataTransformer } from '@trpc/server';
 import { jsonEncoder, type Encoder } from '@trpc/server/adapters/ws';
 import superjson, { type SuperJSONResult } from 'superjson';
+import { PresenceError } from './errors.js';
 
 /**
  * One presence event goes to every subscriber of its game as the same object, and tRPC serialised
@@ -89,11 +90,51 @@ export function subscriptionFrame(request: SubscriptionRequest, id: string, data
   return `{"id":${JSON.stringify(request.id)}${jsonrpc},"result":{"type":"data","data":${text},"id":${JSON.stringify(id)}}}`;
 }
 
+/**
+ * Deeper annotations than any input of ours can have (their objects are two levels deep): superjson
+ * walks the tree recursively, so depth is bounded before it does.
+ */
+const MAX_ANNOTATION_DEPTH = 32;
+
+/**
+ * Whether `tree` is a superjson annotation tree: `[type]` or `[type, { key: tree }]` (a type is a
+ * string or a `[kind, name]` pair), or `{ key: tree }`. superjson walks any other value as if it
+ * were a tree: a string where a tree belongs (`"meta":{"values":"x"}`) made it recurse on the
+ * string's characters until the stack overflowed, about 10 ms of CPU for a 40-byte frame.
+ */
+function isAnnotationTree(tree: unknown, depth = 0): boolean {
+  if (depth > MAX_ANNOTATION_DEPTH || typeof tree !== 'object' || tree === null) return false;
+  if (!Array.isArray(tree)) return Object.values(tree).every((child) => isAnnotationTree(child, depth + 1));
+  const [type, children] = tree as unknown[];
+  const isType =
+    typeof type === 'string' ||
+    (Array.isArray(type) && type.length === 2 && type.every((part) => typeof part === 'string'));
+  if (!isType || tree.length > 2) return false;
+  return tree.length === 1 || (isRecord(children) && isAnnotationTree(children, depth + 1));
+}
+
+/** Whether superjson can be trusted to walk `envelope.meta` without looping (see above). */
+function hasReadableMeta(envelope: object): boolean {
+  const meta: unknown = 'meta' in envelope ? envelope.meta : undefined;
+  if (meta === undefined) return true;
+  if (!isRecord(meta)) return false;
+  return meta['values'] === undefined || isAnnotationTree(meta['values']);
+}
+
 /** superjson, except that a tracked envelope of a shareable object is serialised once. */
 export const sharingTransformer: CombinedDataTransformer = {
   input: {
     serialize: (value: unknown) => superjson.serialize(value),
     deserialize(value: unknown): unknown {
+      // A call frame without `params.input` is a call without input, which the procedure's schema
+      // accepts or refuses with a clear BAD_REQUEST: superjson would throw a TypeError on it
+      // (destructuring `json` of undefined). Anything else that is not an envelope is not a message.
+      if (value === undefined) return undefined;
+      // What superjson cannot read in an object throws too; tRPC answers either with PARSE_ERROR.
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw new PresenceError('BAD_REQUEST', 'params.input must be a superjson envelope');
+      if (!hasReadableMeta(value))
+        throw new PresenceError('BAD_REQUEST', 'params.input.meta.values is not a superjson annotation tree');
       const result: unknown = superjson.deserialize(value as SuperJSONResult);
       const request = requestOf(value);
       if (request && isRecord(result)) requests.set(result, request);

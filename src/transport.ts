@@ -7,7 +7,7 @@ import { Admission, type AdmissionCounts } from './admission.js';
 import type { Authenticate, ConnectionParams } from './auth.js';
 import { closeReason } from './closeReason.js';
 import type { ConnectionHandle } from './connections.js';
-import { PresenceError } from './errors.js';
+import { identifyError, PresenceError } from './errors.js';
 import { answerHeartbeat } from './heartbeatFastPath.js';
 import type { PresenceHooks } from './hooks.js';
 import { keepAliveSweepMs, sweepKeepAlive, type Liveness } from './keepAlive.js';
@@ -209,7 +209,8 @@ export function attachTransport(options: TransportOptions) {
     experimental_encoder: sharingEncoder,
     onError({ error, path }) {
       if (error.code === 'INTERNAL_SERVER_ERROR') {
-        logger.error({ err: error, path }, 'procedure failed');
+        // tRPC formats the client's reply after this, from the same error: it carries this id there.
+        logger.error({ err: error, path, errorId: identifyError(error) }, 'procedure failed');
         hooks.onError?.(error, `procedure ${path ?? '(none)'}`);
       }
     },

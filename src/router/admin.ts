@@ -1,5 +1,9 @@
+import { PresenceError } from '../errors.js';
 import { input, type AdminStats, type HistoryEntry } from '../protocol.js';
+import type { HistoryRecord, PresenceStore } from '../store/types.js';
 import { adminProcedure, router, subscriptionSlot, type Services } from './trpc.js';
+
+type HistoryQuery = Parameters<PresenceStore['history']>[0];
 
 /** `admin.watch` sends at most this often. */
 const WATCH_INTERVAL_MS = 100;
@@ -21,6 +25,21 @@ function nextChange(services: Services, signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * The store's history. While the store is unreachable that is UNAVAILABLE, to be retried, and not
+ * its client's error (the store logs the outage itself); any other failure is unexpected, and is
+ * logged and answered as such.
+ */
+async function storedHistory(store: PresenceStore, query: HistoryQuery): Promise<HistoryRecord[]> {
+  try {
+    return await store.history(query);
+  } catch (error) {
+    if (store.status() === 'down')
+      throw new PresenceError('UNAVAILABLE', 'history is unavailable while the store is unreachable; try again later');
+    throw error;
+  }
+}
+
 export const adminRouter = router({
   stats: adminProcedure.query(({ ctx }) => stats(ctx.services)),
 
@@ -35,7 +54,7 @@ export const adminRouter = router({
   })),
 
   history: adminProcedure.input(input.history).query(async ({ ctx, input }): Promise<HistoryEntry[]> => {
-    const records = await ctx.services.store.history({ userId: input?.userId, limit: input?.limit ?? 100 });
+    const records = await storedHistory(ctx.services.store, { userId: input?.userId, limit: input?.limit ?? 100 });
     return records.map((r) => ({ ...r, connectedAt: new Date(r.connectedAt), endedAt: new Date(r.endedAt) }));
   }),
 

@@ -2,7 +2,7 @@ import { initTRPC } from '@trpc/server';
 import type { Clock } from '../clock.js';
 import type { ResolvedConfig } from '../config.js';
 import type { ConnectionHandle, Connections } from '../connections.js';
-import { PresenceError, toTRPCError } from '../errors.js';
+import { clientMessage, PresenceError, toTRPCError } from '../errors.js';
 import type { PresenceIndex } from '../presence.js';
 import type { RateLimiter } from '../rateLimit.js';
 import { sharingTransformer } from '../sharedEncoding.js';
@@ -41,9 +41,14 @@ export interface ContextSocket {
   send(data: string): void;
 }
 
-// `isDev: false`: stack traces go to the logs, never to clients. The transformer is superjson, with
-// presence events serialised once for all their subscribers (src/sharedEncoding.ts).
-const t = initTRPC.context<Context>().create({ transformer: sharingTransformer, isDev: false });
+// `isDev: false`: stack traces go to the logs, never to clients, and so does the text of anything
+// unexpected (`clientMessage`). The transformer is superjson, with presence events serialised once
+// for all their subscribers (src/sharedEncoding.ts).
+const t = initTRPC.context<Context>().create({
+  transformer: sharingTransformer,
+  isDev: false,
+  errorFormatter: ({ shape, error }) => ({ ...shape, message: clientMessage(error) }),
+});
 
 export const router = t.router;
 

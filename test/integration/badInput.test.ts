@@ -57,8 +57,9 @@ describe('bad input over a raw socket', () => {
       ['an object id', '{"id":{"a":1},"method":"query","params":{"path":"session.info","input":{"json":null}}}'],
       ['no params', '{"id":7,"method":"query"}'],
       ['an unknown method', '{"id":8,"method":"bogus","params":{"path":"session.info","input":{"json":null}}}'],
-      // tRPC hands `input` to superjson before routing; a real client always sends the envelope.
-      ['input without its superjson envelope', '{"id":9,"method":"query","params":{"path":"session.info"}}'],
+      // tRPC hands `input` to superjson before routing; a real client always sends the envelope. (A
+      // frame with no `input` at all is a call without input: test/integration/errors.test.ts.)
+      ['input without its superjson envelope', '{"id":9,"method":"query","params":{"path":"session.info","input":5}}'],
     ];
 
     it.each(notMessages)('%s: PARSE_ERROR with id null, and the socket stays usable', async (_name, frame) => {
@@ -372,7 +373,9 @@ describe('bad input over a raw socket', () => {
       ],
       [
         'a valid signature but no sub',
-        async () => ({ token: await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).sign(key) }),
+        async () => ({
+          token: await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(key),
+        }),
       ],
     ];
 

@@ -46,6 +46,43 @@ describe('presenced CLI', () => {
     expect(stderr).toMatch(/PRESENCED_JWT_SECRET/);
   });
 
+  it('token without --ttl (was: a token that never expires) expires in one hour', async () => {
+    const { code, stdout } = await run(['token', '--user', 'alice', '--role', 'admin'], {
+      PRESENCED_JWT_SECRET: SECRET,
+    });
+    expect(code).toBe(0);
+    const { payload } = await jwtVerify(stdout.trim(), new TextEncoder().encode(SECRET));
+    expect(payload.exp).toBeDefined();
+    expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(3600);
+    expect(Math.abs((payload.iat ?? 0) - Date.now() / 1000)).toBeLessThan(60);
+    expect(payload.iss).toBeUndefined();
+    expect(payload.aud).toBeUndefined();
+  });
+
+  it('token sets iss and aud from PRESENCED_JWT_ISSUER and PRESENCED_JWT_AUDIENCE', async () => {
+    const { code, stdout } = await run(['token', '--user', 'alice', '--ttl', '15m'], {
+      PRESENCED_JWT_SECRET: SECRET,
+      PRESENCED_JWT_ISSUER: 'https://auth.example',
+      PRESENCED_JWT_AUDIENCE: 'presenced',
+    });
+    expect(code).toBe(0);
+    const { payload } = await jwtVerify(stdout.trim(), new TextEncoder().encode(SECRET), {
+      issuer: 'https://auth.example',
+      audience: 'presenced',
+    });
+    expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(900);
+  });
+
+  it.each([
+    ['16 ASCII characters', 'hunter2-hunter2!'],
+    ['16 characters, 31 bytes', `${'é'.repeat(15)}x`],
+  ])('token refuses a secret under 32 bytes (was: 16 characters were enough): %s', async (_name, secret) => {
+    const { code, stdout, stderr } = await run(['token', '--user', 'alice'], { PRESENCED_JWT_SECRET: secret });
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toBe('presenced: PRESENCED_JWT_SECRET must be set (at least 32 bytes) to sign tokens\n');
+  });
+
   it('machines prints mermaid and json', async () => {
     const mermaid = await run(['machines', '--format', 'mermaid']);
     expect(mermaid.code).toBe(0);
@@ -69,6 +106,24 @@ describe('presenced CLI', () => {
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(message);
   });
+
+  it.each([
+    [
+      { PRESENCED_JWT_SECRET: 'hunter2-hunter2!' },
+      'invalid PRESENCED_JWT_SECRET=[redacted]: must be at least 32 bytes',
+    ],
+    [{ REDIS_URL: 'redis+cluster://:hunter2@a:1,b:2' }, 'invalid REDIS_URL="redis+cluster://:[redacted]@a:1,b:2"'],
+    [{ REDIS_URL: 'redis://user:hunter2@' }, 'invalid REDIS_URL="redis://user:[redacted]@"'],
+  ])(
+    'a bad secret or URL (was: printed in plain text) stops the server with one line without it: %o',
+    async (env, line) => {
+      const { code, stderr } = await run(['serve'], env);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain(line);
+      expect(stderr).not.toContain('hunter2');
+    },
+  );
 
   it('serves with jwt auth, and on SIGTERM closes clients with 1012 and exits 0', async () => {
     const child = cli(['serve'], { PORT: '0', PRESENCED_JWT_SECRET: SECRET });

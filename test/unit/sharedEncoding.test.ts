@@ -1,6 +1,7 @@
 import { jsonEncoder } from '@trpc/server/adapters/ws';
 import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
+import { PresenceError } from '../../src/errors.js';
 import type { PresenceEvent } from '../../src/protocol.js';
 import { shareable, sharingEncoder, sharingTransformer } from '../../src/sharedEncoding.js';
 
@@ -72,3 +73,65 @@ describe('shared encoding of presence events', () => {
     expect(() => sharingEncoder.decode(new Uint8Array([1]))).toThrow(/binary/);
   });
 });
+
+/** The error `fn` throws, which must be ours (not a TypeError or RangeError of superjson's). */
+function refusal(fn: () => unknown): PresenceError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof PresenceError) return error;
+    throw error;
+  }
+  throw new Error('nothing was thrown');
+}
+
+describe('input deserialisation', () => {
+  const deserialize = (value: unknown): unknown => sharingTransformer.input.deserialize(value);
+
+  it('reads what superjson writes: undefined, Dates, Maps, Sets, bigints, nested and shared values', () => {
+    const shared = { n: 1 };
+    const values: unknown[] = [
+      undefined,
+      null,
+      { clientTime: 5 },
+      { at: new Date(1_700_000_000_000), nested: { deeper: { at: new Date(0), gone: undefined } } },
+      [new Date(1), new Map([['k', new Set([1n, 2n])]])],
+      { a: shared, b: shared },
+      /x/g,
+    ];
+    for (const value of values) expect(deserialize(superjson.serialize(value))).toEqual(value);
+  });
+
+  it('a frame without input is no input', () => {
+    expect(deserialize(undefined)).toBeUndefined();
+  });
+
+  it.each([
+    ['null', null],
+    ['a number', 5],
+    ['a string', 'x'],
+    ['an array', [1]],
+  ])('refuses %s for an envelope with our error, not a TypeError', (_name, value) => {
+    expect(refusal(() => deserialize(value)).code).toBe('BAD_REQUEST');
+  });
+
+  it.each([
+    ['a string tree', { json: {}, meta: { values: 'x' } }],
+    ['a string where children belong', { json: { a: 1 }, meta: { values: ['x', 'y'] } }],
+    ['a string child', { json: { a: 1 }, meta: { values: { a: 'Date' } } }],
+    ['a tree deeper than any input', { json: {}, meta: { values: nested(40) } }],
+    ['meta that is not an object', { json: {}, meta: 'x' }],
+  ])(
+    'superjson meta with %s (was: a stack overflow, ~10 ms of CPU per frame) is refused before superjson walks it',
+    (_name, envelope) => {
+      expect(refusal(() => deserialize(envelope)).code).toBe('BAD_REQUEST');
+    },
+  );
+});
+
+/** `{ a: { a: … ['Date'] } }`, `depth` levels deep. */
+function nested(depth: number): object {
+  let tree: object = ['Date'];
+  for (let i = 0; i < depth; i++) tree = { a: tree };
+  return tree;
+}
