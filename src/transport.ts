@@ -35,6 +35,13 @@ function closeFirmly(ws: WebSocket, code: number, reason: string) {
   setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
 }
 
+/** ws' errors for frames it refuses carry a `WS_ERR_*` code. */
+function isWsFrameError(cause: unknown): cause is Error & { code: string } {
+  return (
+    cause instanceof Error && 'code' in cause && typeof cause.code === 'string' && cause.code.startsWith('WS_ERR_')
+  );
+}
+
 /** An error on a raw socket (a reset peer, mostly): the socket is dropped, the error never left unhandled. */
 function onRawSocketError(this: Duplex) {
   this.destroy();
@@ -208,6 +215,14 @@ export function attachTransport(options: TransportOptions) {
     // JSON, with presence events written once for all their subscribers (src/sharedEncoding.ts).
     experimental_encoder: sharingEncoder,
     onError({ error, path }) {
+      // A frame ws refused (over maxPayload, invalid UTF-8, a bad opcode): ws closes that socket
+      // (1009, 1007, 1002) and emits 'error', which tRPC reports as an internal error. It is the
+      // client's doing: as with the socket's own error listener, a debug line, no error log and no
+      // onError, or any client could raise error alarms at will.
+      if (isWsFrameError(error.cause)) {
+        logger.debug({ code: error.cause.code }, 'frame refused by ws');
+        return;
+      }
       if (error.code === 'INTERNAL_SERVER_ERROR') {
         // tRPC formats the client's reply after this, from the same error: it carries this id there.
         logger.error({ err: error, path, errorId: identifyError(error) }, 'procedure failed');

@@ -1,4 +1,5 @@
 import { SignJWT } from 'jose';
+import { pino } from 'pino';
 import superjson from 'superjson';
 import { describe, expect, it, vi } from 'vitest';
 import { signToken } from '../../src/auth.js';
@@ -99,8 +100,14 @@ describe('bad input over a raw socket', () => {
     });
   });
 
-  it('a 100 KB frame against maxPayloadBytes 65536 closes that socket with 1009, and only that one', async () => {
-    await using t = await startServer({ maxPayloadBytes: 65_536 });
+  it('a 100 KB frame against maxPayloadBytes 65536 closes that socket with 1009, and only that one; it raises no error (it was logged as a failed procedure and sent to onError)', async () => {
+    const errors: string[] = [];
+    const logged: string[] = [];
+    await using t = await startServer({
+      maxPayloadBytes: 65_536,
+      hooks: { onError: (_, where) => errors.push(where) },
+      logger: pino({ level: 'error' }, { write: (line: string) => logged.push(line) }),
+    });
     await using big = await RawSocket.open(t.wsUrl, { userId: 'alice' });
     await using other = await RawSocket.open(t.wsUrl, { userId: 'bob' });
     const bigInfo = await sessionInfo(big);
@@ -133,6 +140,8 @@ describe('bad input over a raw socket', () => {
     // The oversized socket's connection lost its socket: stale, not ended (it may still resume).
     await vi.waitFor(() => expect(t.server.services.connections.get(bigInfo.connectionId)?.state).toBe('stale'));
     await expectServing(t);
+    expect(errors).toEqual([]);
+    expect(logged).toEqual([]);
   });
 
   it('unknown procedure paths and wrong procedure types: NOT_FOUND', async () => {
