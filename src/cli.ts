@@ -29,7 +29,9 @@ async function serve() {
   const { production: _production, ...options } = config;
   const server = createPresenceServer(options);
   // Signals are handled from the start: a SIGTERM while restoring (Redis unreachable, say) still
-  // drains and exits 0.
+  // drains. The exit code says whether the store took everything: 0 when it did, 1 when snapshots,
+  // removals or history records were left unwritten (a supervisor or an operator must know that a
+  // restart will not find them).
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -37,8 +39,14 @@ async function serve() {
     process.stdout.write(`presenced: ${signal}, draining\n`);
     server
       .drain()
-      .then(() => server.close())
-      .then(() => process.exit(0))
+      .then(async (left) => {
+        await server.close();
+        if (left.connections === 0 && left.history === 0) process.exit(0);
+        process.stderr.write(
+          `presenced: the store did not take ${left.connections} connection(s) and ${left.history} history record(s); exiting 1\n`,
+        );
+        process.exit(1);
+      })
       .catch((error: unknown) => {
         process.stderr.write(`presenced: shutdown failed: ${String(error)}\n`);
         process.exit(1);

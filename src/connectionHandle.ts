@@ -9,6 +9,7 @@ import {
   type PersistedConnection,
 } from '../machines/connection.js';
 import { CloseCode, type AdminConnection, type EndReason, type SessionInfo, type SessionState } from './protocol.js';
+import { MAX_HISTORY_GAMES } from './store/record.js';
 import type { ConnectionRecord } from './store/types.js';
 
 /** The part of a WebSocket the runtime needs. */
@@ -49,8 +50,21 @@ export class ConnectionHandle {
   resumed = false;
   /** Whether the actor has reported its first state. */
   opened = false;
+  /** Set the moment it ends, before the end is stored: from then on no call, no resume. */
   ended: EndReason | null = null;
-  /** Every game it was in, for history. */
+  /**
+   * Its end being stored and then announced (`null` until it ends): settles once the store took the
+   * end, or gave up for now, and every announcement went out.
+   */
+  ending: Promise<void> | null = null;
+  /** Under the `replace` policy: the connection that replaced it (for its `replaced` event). */
+  replacedBy: string | null = null;
+  /** Set by `open` under `replace`: settles once the ends of the connections it replaced settled. */
+  replacing: Promise<void> = Promise.resolve();
+  /**
+   * The games it was in, for history: the `MAX_HISTORY_GAMES` most recent, in the order they were
+   * last joined (a `Set` keeps insertion order; `noteGame` moves a game to the end).
+   */
   readonly games = new Set<string>();
   private awake: ConnectionActor | null = null;
   /** Set while a restored connection has no actor. */
@@ -74,6 +88,16 @@ export class ConnectionHandle {
     this.socket = socket;
     this.context = context;
     this.events.setMaxListeners(0);
+  }
+
+  /** It is in `gameId` now: the most recent game of its history, the oldest beyond the limit dropped. */
+  noteGame(gameId: string): void {
+    this.games.delete(gameId);
+    this.games.add(gameId);
+    for (const oldest of this.games) {
+      if (this.games.size <= MAX_HISTORY_GAMES) break;
+      this.games.delete(oldest);
+    }
   }
 
   /** The connection's actor; a restored connection gets its actor here, the first time it is needed. */
@@ -116,7 +140,7 @@ export class ConnectionHandle {
     handle.opened = true;
     handle.persistedStaleAt = context.staleAt;
     handle.asleep = { snapshot, wake };
-    if (context.gameId) handle.games.add(context.gameId);
+    if (context.gameId) handle.noteGame(context.gameId);
     return handle;
   }
 

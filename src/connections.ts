@@ -19,8 +19,15 @@ import type { ResolvedConfig } from './config.js';
 import { PresenceError } from './errors.js';
 import type { LifecycleEvent, PresenceHooks } from './hooks.js';
 import type { ConnectionView, PresenceIndex } from './presence.js';
-import { CloseCode, type AdminConnection, type Member, type SessionEvent, type SessionInfo } from './protocol.js';
-import type { PresenceStore } from './store/types.js';
+import {
+  CloseCode,
+  type AdminConnection,
+  type EndReason,
+  type Member,
+  type SessionEvent,
+  type SessionInfo,
+} from './protocol.js';
+import type { HistoryRecord, PresenceStore } from './store/types.js';
 import {
   closeCodeFor,
   ConnectionHandle,
@@ -52,6 +59,11 @@ export interface ConnectionsOptions {
   shardCapacity?: number;
   /** An inspection observer for the supervisor's actor system (`PRESENCED_INSPECT`). */
   inspect?: Observer<InspectionEvent> | undefined;
+  /**
+   * How long an end waits for the store before it is announced anyway (the store unreachable); its
+   * removal then stays queued. @default 2000 (the Redis command timeout)
+   */
+  endTimeoutMs?: number;
 }
 
 export type Connections = ReturnType<typeof createConnections>;
@@ -63,7 +75,10 @@ export type Connections = ReturnType<typeof createConnections>;
  */
 export function createConnections(options: ConnectionsOptions) {
   const { config, store, presence, clock, logger, hooks } = options;
+  const endTimeoutMs = options.endTimeoutMs ?? 2_000;
   const handles = new Map<string, ConnectionHandle>();
+  /** Ends being stored or announced, by connection: their callers and drain wait for them. */
+  const endings = new Map<string, Promise<void>>();
   const byToken = new Map<string, string>();
   const timing: ConnectionTiming = {
     staleMs: config.staleMs,
@@ -72,12 +87,16 @@ export function createConnections(options: ConnectionsOptions) {
     warnMs: config.warnMs,
   };
 
+  function report(error: unknown, where: string) {
+    logger.error({ err: error, where }, 'presenced caught an error');
+    hooks.onError?.(error, where);
+  }
+
   function safely(where: string, fn: () => void) {
     try {
       fn();
     } catch (error) {
-      logger.error({ err: error, where }, 'presenced caught an error');
-      hooks.onError?.(error, where);
+      report(error, where);
     }
   }
 
@@ -118,39 +137,79 @@ export function createConnections(options: ConnectionsOptions) {
     };
   }
 
+  function historyOf(handle: ConnectionHandle, context: ConnectionContext, reason: EndReason): HistoryRecord {
+    const now = clock.now();
+    return {
+      connectionId: handle.connectionId,
+      userId: handle.userId,
+      nodeId: config.nodeId,
+      ip: handle.ip,
+      userAgent: handle.userAgent,
+      connectedAt: context.connectedAt,
+      // Node may fire a timer a millisecond before Date.now() reaches its deadline.
+      endedAt: reason === 'expired' && context.expiresAt !== null ? Math.max(now, context.expiresAt) : now,
+      reason,
+      games: [...handle.games],
+    };
+  }
+
+  /**
+   * Hands an end to the store, directly (not write-behind), and waits until it is stored — or for
+   * `endTimeoutMs` at most: with the store unreachable the end is announced anyway and its removal
+   * stays queued (the store's `end` says what it keeps).
+   */
+  async function storeEnd(connectionId: string, record: HistoryRecord): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), endTimeoutMs);
+    });
+    try {
+      const result = await Promise.race([store.end(connectionId, record), late]);
+      if (result !== 'stored') {
+        logger.warn({ connectionId, result }, 'the store did not take an end; announced anyway, its removal is queued');
+      }
+    } catch (error) {
+      report(error, 'store end');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** What an end tells everyone: only once it is stored, so nothing announced can come back. */
+  function announce(
+    handle: ConnectionHandle,
+    context: ConnectionContext,
+    reason: EndReason,
+    socket: SocketLike | null,
+  ) {
+    presence.remove(handle.connectionId, reason);
+    if (context.gameId) lifecycle(handle, { type: 'game.left', gameId: context.gameId, reason });
+    lifecycle(handle, { type: 'connection.expired', reason });
+    if (reason === 'replaced' && handle.replacedBy) emit(handle, { type: 'replaced', by: handle.replacedBy });
+    emit(handle, { type: 'expired', reason });
+    if (socket) closeSoon(socket, closeCodeFor[reason], reason);
+    handle.events.removeAllListeners();
+  }
+
+  /**
+   * The actor reached `expired`. In memory the connection ends at once: no call, no resume (its token
+   * is dropped), not listed. The store then removes it directly, and only after that is the end
+   * announced (presence `leave`, hooks, session events, the close): an end anyone was told about is
+   * never restored after a crash, and so never announced twice.
+   */
   function ended(handle: ConnectionHandle, context: ConnectionContext) {
     const reason = context.reason ?? 'expired';
     handle.ended = reason;
     handles.delete(handle.connectionId);
     byToken.delete(handle.resumeTokenHash);
-    presence.remove(handle.connectionId, reason);
-    store.remove(handle.connectionId);
-    const now = clock.now();
-    store
-      .appendHistory({
-        connectionId: handle.connectionId,
-        userId: handle.userId,
-        nodeId: config.nodeId,
-        ip: handle.ip,
-        userAgent: handle.userAgent,
-        connectedAt: context.connectedAt,
-        // Node may fire a timer a millisecond before Date.now() reaches its deadline.
-        endedAt: reason === 'expired' && context.expiresAt !== null ? Math.max(now, context.expiresAt) : now,
-        reason,
-        games: [...handle.games],
-      })
-      .catch((error: unknown) =>
-        safely('history', () => {
-          throw error;
-        }),
-      );
-    if (context.gameId) lifecycle(handle, { type: 'game.left', gameId: context.gameId, reason });
-    lifecycle(handle, { type: 'connection.expired', reason });
-    emit(handle, { type: 'expired', reason });
     const socket = handle.socket;
     handle.socket = null;
-    if (socket) closeSoon(socket, closeCodeFor[reason], reason);
-    handle.events.removeAllListeners();
+    const ending = storeEnd(handle.connectionId, historyOf(handle, context, reason)).then(() =>
+      safely('announce end', () => announce(handle, context, reason, socket)),
+    );
+    handle.ending = ending;
+    endings.set(handle.connectionId, ending);
+    void ending.finally(() => endings.delete(handle.connectionId));
   }
 
   function onReport(context: ConnectionContext, state: ConnectionState) {
@@ -166,7 +225,7 @@ export function createConnections(options: ConnectionsOptions) {
 
     presence.update(viewOf(handle));
     mark(handle);
-    if (context.gameId) handle.games.add(context.gameId);
+    if (context.gameId && context.gameId !== previousGame) handle.noteGame(context.gameId);
 
     if (first) lifecycle(handle, { type: 'connection.opened' });
     if (previousGame && previousGame !== context.gameId) {
@@ -371,14 +430,18 @@ export function createConnections(options: ConnectionsOptions) {
           return existing;
         }
       }
-      const others = presence.connectionsOfUser(request.userId);
+      // Connections whose end is still being stored are gone from `handles` already: not counted.
+      const others = presence.connectionsOfUser(request.userId).filter((view) => handles.has(view.connectionId));
       const connectionId = randomUUID();
+      const replaced: Promise<void>[] = [];
       if (config.userPolicy === 'replace') {
         for (const view of others) {
           const old = handles.get(view.connectionId);
           if (!old) continue;
-          emit(old, { type: 'replaced', by: connectionId });
+          // Its `replaced` event goes out with the rest of its end, once that is stored.
+          old.replacedBy = connectionId;
           old.actor.send({ type: 'END', reason: 'replaced', at: now });
+          if (old.ending) replaced.push(old.ending);
         }
       } else if (others.length >= config.maxConnectionsPerUser) {
         throw new PresenceError(
@@ -408,6 +471,7 @@ export function createConnections(options: ConnectionsOptions) {
         throw new PresenceError('UNAVAILABLE', 'the connection actor could not be started');
       }
       handle.actor = actor;
+      handle.replacing = Promise.all(replaced).then(() => undefined);
       return handle;
     },
 
@@ -431,15 +495,33 @@ export function createConnections(options: ConnectionsOptions) {
       return gameId;
     },
 
+    /**
+     * Ends a connection: at once in memory; `whenEnded` settles once the end is stored and announced
+     * (what `session.leave` answers after).
+     */
     end(handle: ConnectionHandle, reason: 'left' | 'kicked' | 'replaced') {
       live(handle).actor.send({ type: 'END', reason, at: clock.now() });
     },
 
+    /** Ends a connection of this node (see `end`); `false` when there is no such live connection. */
     kick(connectionId: string): boolean {
       const handle = handles.get(connectionId);
       if (!handle || handle.ended) return false;
       handle.actor.send({ type: 'END', reason: 'kicked', at: clock.now() });
       return true;
+    },
+
+    /**
+     * Settles once the end of this connection is stored (or the store gave up for now, see
+     * `endTimeoutMs`) and announced; at once for a connection that has not ended.
+     */
+    whenEnded(connectionId: string): Promise<void> {
+      return endings.get(connectionId) ?? Promise.resolve();
+    },
+
+    /** Settles once every end under way is stored (or given up on) and announced. */
+    async settled(): Promise<void> {
+      while (endings.size > 0) await Promise.all(endings.values());
     },
 
     /** The socket went away without `session.leave`: stale now, resumable until expiry. */

@@ -41,13 +41,24 @@ export interface Listening {
   wsUrl: string;
 }
 
+/** What the store had not taken when `drain` gave up (all zero: everything was stored). */
+export interface DrainResult {
+  /** Connections whose snapshot or removal was not written. */
+  connections: number;
+  /** Ended connections whose history record was not written. */
+  history: number;
+}
+
 export interface PresenceServer extends AsyncDisposable {
   readonly config: ResolvedConfig;
   readonly nodeId: string;
   readonly services: Services;
   listen(): Promise<Listening>;
-  /** SIGTERM: stop accepting, tell clients to reconnect (1012), flush every snapshot. */
-  drain(): Promise<void>;
+  /**
+   * SIGTERM: stop accepting, tell clients to reconnect (1012), flush every snapshot; waits up to
+   * `drainTimeoutMs` for the store and says what it did not take.
+   */
+  drain(): Promise<DrainResult>;
   close(): Promise<void>;
 }
 
@@ -129,6 +140,8 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     );
   }
 
+  const unstored = (): DrainResult => ({ connections: store.pending(), history: store.pendingHistory() });
+
   const flush = () =>
     store.flush().catch((error: unknown) => {
       logger.error({ err: error }, 'store flush failed');
@@ -169,19 +182,24 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     },
 
     async drain() {
-      if (state === 'draining' || state === 'closed') return;
+      if (state === 'draining' || state === 'closed') return unstored();
       state = 'draining';
+      const deadline = Date.now() + drainTimeoutMs;
       transport.stopAccepting();
       connections.drain();
+      // Ends under way first (each waits for the store a bounded time), so none is left half-done.
+      await connections.settled();
       // Every snapshot, as of now (sockets closed, so `stale` since now), until the store took them all.
       connections.markAll();
-      const deadline = Date.now() + drainTimeoutMs;
       do {
         await flush();
-        if (store.pending() === 0) return;
+        const left = unstored();
+        if (left.connections === 0 && left.history === 0) return left;
         await new Promise((resolve) => setTimeout(resolve, 100));
       } while (Date.now() < deadline);
-      logger.error({ pending: store.pending() }, 'drain: the store did not take every snapshot in time');
+      const left = unstored();
+      logger.error(left, 'drain: the store did not take everything in time');
+      return left;
     },
 
     async close() {
@@ -189,6 +207,7 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       state = 'closed';
       clearInterval(flusher);
       await transport.close();
+      await connections.settled();
       // Flush while the actors still run: a stopped actor's snapshot is not a live connection's.
       await flush();
       connections.stop();

@@ -49,9 +49,13 @@ export const adminRouter = router({
       ctx.services.connections.list({ userId: input?.userId, gameId: input?.gameId, limit: input?.limit ?? 100 }),
     ),
 
-  kick: adminProcedure.input(input.kick).mutation(({ ctx, input }) => ({
-    kicked: ctx.services.connections.kick(input.connectionId),
-  })),
+  // Answered once the end is stored: a crash right after this reply cannot bring the session back.
+  kick: adminProcedure.input(input.kick).mutation(async ({ ctx, input }) => {
+    const { connections } = ctx.services;
+    const kicked = connections.kick(input.connectionId);
+    await connections.whenEnded(input.connectionId);
+    return { kicked };
+  }),
 
   history: adminProcedure.input(input.history).query(async ({ ctx, input }): Promise<HistoryEntry[]> => {
     const records = await storedHistory(ctx.services.store, { userId: input?.userId, limit: input?.limit ?? 100 });

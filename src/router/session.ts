@@ -20,8 +20,11 @@ export const sessionRouter = router({
   // included. The `authed` middleware already sent the activity to the actor.
   heartbeat: sessionProcedure.input(input.heartbeat).mutation(({ ctx }) => heartbeatResult(ctx.services, ctx.session)),
 
-  leave: sessionProcedure.mutation(({ ctx }) => {
-    ctx.services.connections.end(ctx.session, 'left');
+  // Answered once the end is stored: a crash right after this reply cannot bring the session back.
+  leave: sessionProcedure.mutation(async ({ ctx }) => {
+    const { connections } = ctx.services;
+    connections.end(ctx.session, 'left');
+    await connections.whenEnded(ctx.session.connectionId);
     return { ok: true as const };
   }),
 

@@ -54,6 +54,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
     return true;
   }
 
+  function append(record: HistoryRecord) {
+    if (history.length < historyLimit) history.push(structuredClone(record));
+    else history[next] = structuredClone(record);
+    next = (next + 1) % historyLimit;
+  }
+
   return {
     kind: 'memory',
     nodeId,
@@ -64,6 +70,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
     put: (id, read) => queue.put(id, read),
     remove: (id) => queue.remove(id),
     pending: () => queue.size,
+    pendingHistory: () => 0,
+    // Process memory answers at once: stored before the caller announces anything.
+    end(id, record) {
+      queue.forget(id);
+      erase(id);
+      append(record);
+      return Promise.resolve('stored');
+    },
     flush() {
       const result: FlushResult = { written: 0, removed: 0 };
       alive.set(nodeId, Date.now());
@@ -90,9 +104,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
     connectionsOfUser: (userId) => Promise.resolve([...(byUser.get(userId) ?? [])]),
     connectionsOfGame: (gameId) => Promise.resolve([...(byGame.get(gameId) ?? [])]),
     appendHistory(record) {
-      if (history.length < historyLimit) history.push(structuredClone(record));
-      else history[next] = structuredClone(record);
-      next = (next + 1) % historyLimit;
+      append(record);
       return Promise.resolve();
     },
     history({ userId, limit }) {

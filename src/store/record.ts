@@ -4,6 +4,12 @@ import type { ConnectionRecord, HistoryRecord } from './types.js';
 
 const time = z.number().int().nonnegative();
 const duration = z.number().int().nonnegative();
+/**
+ * How many games a history record lists: the most recent ones. Every game ever joined made a
+ * connection that joined 4,000 games a 524 KB record.
+ */
+export const MAX_HISTORY_GAMES = 32;
+
 const endReason = z.enum(['left', 'expired', 'replaced', 'kicked']);
 
 /** The connection machine's context as persisted (machines/connection.ts `ConnectionContext`). */
@@ -60,7 +66,8 @@ export const historyRecordSchema = z.object({
   connectedAt: time,
   endedAt: time,
   reason: endReason,
-  games: z.array(gameIdSchema),
+  /** The most recent games, in the order they were last joined (`MAX_HISTORY_GAMES`). */
+  games: z.array(gameIdSchema).max(MAX_HISTORY_GAMES),
 });
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };

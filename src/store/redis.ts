@@ -1,8 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseConnectionRecord, parseHistoryRecord } from './record.js';
-import type { FlushResult, HistoryRecord, LoadResult, PresenceStore } from './types.js';
-import { WriteBehind } from './writeBehind.js';
+import type { EndResult, FlushResult, HistoryRecord, LoadResult, PresenceStore } from './types.js';
+import { WriteBehind, type Mark } from './writeBehind.js';
 
 export interface RedisStoreOptions {
   /** `redis://…` */
@@ -43,6 +43,17 @@ export function redisKeys(prefix: string) {
   };
 }
 
+/**
+ * Where an ended connection is (see `end`):
+ * - `storing`: its direct end is under way;
+ * - `stored`: written, but a flush that was already under way still holds its older `put`: that
+ *   flush must neither mark it written nor, should it fail, put the `put` back;
+ * - `queued`: Redis did not answer; its removal waits in the write-behind queue.
+ * An entry goes away once nothing can write the connection again, so there are never more entries
+ * than connections ending now, plus queued removals.
+ */
+type Ending = 'storing' | 'stored' | 'queued';
+
 /** What this store last wrote for a connection: enough to move or clear its index entries. */
 interface Written {
   userId: string;
@@ -59,6 +70,9 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
   const historyLimit = options.historyLimit ?? 1000;
   const queue = new WriteBehind();
   const written = new Map<string, Written>();
+  const ending = new Map<string, Ending>();
+  /** The flush under way: what it took, and what each connection's index entries become if it succeeds. */
+  let inFlight: { taken: Map<string, Mark>; next: Map<string, Written | null> } | null = null;
   const reconnectListeners: (() => void)[] = [];
   /**
    * Ended connections not yet in Redis, oldest first: history goes out with the next flush, in its
@@ -171,24 +185,88 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     writingHistory = history;
     for (const record of history) pipeline.zadd(keys.history, record.endedAt, JSON.stringify(record));
     if (history.length > 0) pipeline.zremrangebyrank(keys.history, 0, -historyLimit - 1);
+    inFlight = { taken, next: nextWritten };
     try {
-      const replies = (await pipeline.exec()) ?? [];
-      const failed = replies.find(([error]) => error);
-      if (failed?.[0]) throw failed[0];
+      await execAll(pipeline);
     } catch (error) {
-      queue.restore(taken);
+      inFlight = null;
+      // A connection that ended meanwhile gets neither its older `put` back nor, once its end is
+      // stored, a tombstone any longer; a queued removal keeps its place.
+      queue.restore(taken, (id) => {
+        const stage = ending.get(id);
+        if (stage === 'stored') ending.delete(id);
+        return stage === undefined || stage === 'queued';
+      });
       unwrittenHistory = [...history, ...unwrittenHistory].slice(-historyLimit);
       writingHistory = [];
       markDown(error instanceof Error ? error.message : 'write failed');
       return { written: 0, removed: 0 };
     }
+    inFlight = null;
     writingHistory = [];
     if (now - lastTtlRefresh > ttlMs / 3) lastTtlRefresh = now;
     for (const [id, next] of nextWritten) {
+      const stage = ending.get(id);
+      // Its end went out after this flush and removed what the flush wrote (one connection to
+      // Redis, so the end's HDEL and SREMs ran after this HSET and SADDs).
+      if (stage === 'stored') {
+        ending.delete(id);
+        continue;
+      }
       if (next) written.set(id, next);
-      else written.delete(id);
+      else {
+        written.delete(id);
+        if (stage === 'queued') ending.delete(id);
+      }
     }
     return result;
+  }
+
+  async function execAll(pipeline: ReturnType<Redis['pipeline']>) {
+    const replies = (await pipeline.exec()) ?? [];
+    const failed = replies.find(([error]) => error);
+    if (failed?.[0]) throw failed[0];
+  }
+
+  function queueHistory(record: HistoryRecord) {
+    unwrittenHistory.push(record);
+    if (unwrittenHistory.length > historyLimit) unwrittenHistory.shift();
+  }
+
+  async function end(id: string, record: HistoryRecord): Promise<EndResult> {
+    queue.forget(id);
+    ending.set(id, 'storing');
+    const pipeline = redis.pipeline();
+    pipeline.hdel(keys.node(nodeId), id);
+    pipeline.srem(keys.user(record.userId), id);
+    // The game sets it was last written to, and the one a flush under way is adding it to: that
+    // flush's SADD reaches Redis before this SREM (same connection, sent earlier).
+    const games = new Set([written.get(id)?.gameId, inFlight?.next.get(id)?.gameId]);
+    for (const gameId of games) if (gameId) pipeline.srem(keys.game(gameId), id);
+    pipeline.zadd(keys.history, record.endedAt, JSON.stringify(record));
+    pipeline.zremrangebyrank(keys.history, 0, -historyLimit - 1);
+    try {
+      // Without an offline queue this fails at once while disconnected, and after the command
+      // timeout (2 s) when Redis does not answer.
+      await execAll(pipeline);
+    } catch (error) {
+      // Only a connection Redis may hold needs its removal queued: one written before, or in the
+      // flush under way. Any other (opened during an outage, say) leaves nothing behind, so the queue
+      // stays bounded by live connections plus those Redis held, however many end meanwhile.
+      if (written.has(id) || inFlight?.taken.has(id)) {
+        queue.remove(id);
+        ending.set(id, 'queued');
+      } else {
+        ending.delete(id);
+      }
+      queueHistory(record);
+      markDown(error instanceof Error ? error.message : 'end failed');
+      return 'queued';
+    }
+    written.delete(id);
+    if (inFlight?.taken.has(id)) ending.set(id, 'stored');
+    else ending.delete(id);
+    return 'stored';
   }
 
   function refreshTtls(pipeline: ReturnType<Redis['pipeline']>, pending: Map<string, Written | null>) {
@@ -225,9 +303,13 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
       reconnectListeners.push(listener);
     },
 
-    put: (id, read) => queue.put(id, read),
+    put(id, read) {
+      if (!ending.has(id)) queue.put(id, read);
+    },
     remove: (id) => queue.remove(id),
+    end,
     pending: () => queue.size,
+    pendingHistory: () => unwrittenHistory.length + writingHistory.length,
 
     flush() {
       // One flush at a time: a second caller waits for the running one, then writes what came since.
@@ -272,8 +354,7 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     connectionsOfGame: (gameId) => redis.smembers(keys.game(gameId)),
 
     appendHistory(record) {
-      unwrittenHistory.push(record);
-      if (unwrittenHistory.length > historyLimit) unwrittenHistory.shift();
+      queueHistory(record);
       return Promise.resolve();
     },
 

@@ -48,10 +48,21 @@ export interface FlushResult {
   removed: number;
 }
 
+/** What `end` did with an ended connection. */
+export type EndResult =
+  /** Removed and its history written, before `end` resolved. */
+  | 'stored'
+  /**
+   * The backing service did not answer: the removal (if it may hold the connection) and the history
+   * record wait in the write-behind queue and are written once it is back.
+   */
+  | 'queued';
+
 /**
  * Where connection snapshots, their indexes and history live. Writes are write-behind: `put` and
  * `remove` only mark a connection, and `flush` (on a timer, and on demand) writes the latest version
- * of each marked connection once — however many times it changed in between.
+ * of each marked connection once — however many times it changed in between. An end is not:
+ * `end` writes it directly, so an end acknowledged to anyone is already stored.
  */
 export interface PresenceStore {
   readonly kind: 'memory' | 'redis';
@@ -70,10 +81,20 @@ export interface PresenceStore {
   put(connectionId: string, read: () => ConnectionRecord): void;
   /** Marks a connection for removal (it ended). Supersedes a pending `put`. */
   remove(connectionId: string): void;
+  /**
+   * A connection ended: removes its record and index entries and appends its history record, now,
+   * not at the next flush. Its pending `put` is dropped, and a flush that was under way cannot bring
+   * it back (the caller puts nothing for it afterwards). Resolves
+   * `'queued'` when the backing service did not answer: the removal is then queued if the service
+   * may hold the record (it was written, or is in a write under way), else dropped.
+   */
+  end(connectionId: string, history: HistoryRecord): Promise<EndResult>;
   /** Writes everything marked so far. */
   flush(): Promise<FlushResult>;
   /** How many connections are marked and not yet written. */
   pending(): number;
+  /** How many history records are not written yet. */
+  pendingHistory(): number;
   /** Every valid connection record owned by a node (restore after a restart). */
   loadNode(nodeId: string): Promise<LoadResult>;
   connectionsOfUser(userId: string): Promise<string[]>;

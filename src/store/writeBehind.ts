@@ -6,6 +6,8 @@ export type Mark = (() => ConnectionRecord) | null;
 /**
  * The coalescing queue in front of every store: one entry per connection, whatever the number of
  * changes, so its size is bounded by the number of connections, never by the number of heartbeats.
+ * A removal is queued only for a connection the backing service may hold (see `PresenceStore.end`),
+ * so ended connections the service never saw leave nothing here.
  */
 export class WriteBehind {
   private marks = new Map<string, Mark>();
@@ -16,6 +18,11 @@ export class WriteBehind {
 
   remove(connectionId: string): void {
     this.marks.set(connectionId, null);
+  }
+
+  /** Drops whatever is marked for a connection (its end was written directly). */
+  forget(connectionId: string): void {
+    this.marks.delete(connectionId);
   }
 
   get size(): number {
@@ -29,8 +36,11 @@ export class WriteBehind {
     return taken;
   }
 
-  /** Puts back what a failed write took, unless a newer mark came in meanwhile. */
-  restore(taken: Map<string, Mark>): void {
-    for (const [id, mark] of taken) if (!this.marks.has(id)) this.marks.set(id, mark);
+  /**
+   * Puts back what a failed write took, unless a newer mark came in meanwhile or `keep` refuses it:
+   * a connection that ended while the write was under way must not get its older `put` back.
+   */
+  restore(taken: Map<string, Mark>, keep: (connectionId: string) => boolean = () => true): void {
+    for (const [id, mark] of taken) if (!this.marks.has(id) && keep(id)) this.marks.set(id, mark);
   }
 }

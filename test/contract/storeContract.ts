@@ -205,6 +205,60 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(all.at(-1)?.connectionId).toBe('c100');
     });
 
+    it('end removes the record and its index entries and appends its history, without a flush', async () => {
+      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      store.put('c2', () => record({ connectionId: 'c2', gameId: 'g1' }));
+      await store.flush();
+      expect(await store.end('c1', ended('c1', 'alice', 1_700_000_000_000))).toBe('stored');
+      expect(store.pending()).toBe(0);
+      expect(await loaded(store, 'c1')).toBeNull();
+      expect(await store.connectionsOfGame('g1')).toEqual(['c2']);
+      expect(await store.connectionsOfUser('alice')).toEqual(['c2']);
+      expect((await store.history({ limit: 10 })).map((h) => h.connectionId)).toEqual(['c1']);
+      const other = await fixture.reopen();
+      expect(await loaded(other, 'c1')).toBeNull();
+      expect((await other.history({ limit: 10 })).map((h) => h.connectionId)).toEqual(['c1']);
+    });
+
+    it('end drops a pending put: no later flush writes the ended connection again', async () => {
+      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      await store.flush();
+      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g2' }));
+      await store.end('c1', ended('c1', 'alice', 1_700_000_000_000));
+      expect(store.pending()).toBe(0);
+      expect(await store.flush()).toEqual({ written: 0, removed: 0 });
+      expect(await loaded(store, 'c1')).toBeNull();
+      expect(await store.connectionsOfGame('g1')).toEqual([]);
+      expect(await store.connectionsOfGame('g2')).toEqual([]);
+    });
+
+    it('end while a flush is writing the connection: the flush cannot bring it back', async () => {
+      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      await store.flush();
+      // The flush takes a move to g2; the end comes while it is under way.
+      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g2' }));
+      const flushing = store.flush();
+      const ending = store.end('c1', ended('c1', 'alice', 1_700_000_000_000));
+      await Promise.all([flushing, ending]);
+      expect(await ending).toBe('stored');
+      await store.flush();
+      expect(await loaded(store, 'c1')).toBeNull();
+      expect(await store.connectionsOfGame('g1')).toEqual([]);
+      expect(await store.connectionsOfGame('g2')).toEqual([]);
+      expect(await store.connectionsOfUser('alice')).toEqual([]);
+      expect(await store.history({ limit: 10 })).toHaveLength(1);
+    });
+
+    it('end of a connection never written leaves nothing queued, only its history', async () => {
+      store.put('c1', () => record({ connectionId: 'c1' }));
+      expect(await store.end('c1', ended('c1', 'alice', 1_700_000_000_000))).toBe('stored');
+      expect(store.pending()).toBe(0);
+      expect(store.pendingHistory()).toBe(0);
+      await store.flush();
+      expect(await loaded(store, 'c1')).toBeNull();
+      expect((await store.history({ limit: 10 })).map((h) => h.connectionId)).toEqual(['c1']);
+    });
+
     it('another store on the same namespace sees what was flushed', async () => {
       store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
       await store.appendHistory(ended('c0', 'alice', 1_700_000_000_000));

@@ -8,6 +8,7 @@ import { parseConnectionRecord } from '../../src/store/record.js';
 import { redisKeys } from '../../src/store/redis.js';
 import type { PresenceStore } from '../../src/store/types.js';
 import { freePort, startRedis } from '../support/redis.js';
+import { outcome, RawSocket } from '../support/rawSocket.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 /** `GET /health` (CONTRACT §7). */
@@ -304,6 +305,56 @@ describe('Redis outage: the node keeps serving from memory and the stored state 
 
     await load.stop();
     expect(load.stats.failures).toEqual([]);
+    expect(rejections.reasons).toEqual([]);
+  });
+});
+
+describe('Redis outage: the write-behind queue is bounded by connections, not by churn', () => {
+  it('regression: every connection that ended during the outage left a queue entry until a flush succeeded', async () => {
+    using rejections = watchRejections();
+    await using redis = await startRedis();
+    const prefix = redis.prefix();
+    await using t = await startServer({ redisUrl: redis.url, redisPrefix: prefix, flushIntervalMs: 100 });
+    const { store, connections } = t.server.services;
+    const held = Array.from({ length: 20 }, (_, i) => t.client(`held-${i}`, { heartbeat: false }));
+    await Promise.all(held.map((client) => client.ready));
+    await Promise.all(held.map((client) => client.api.game.join.mutate({ gameId: 'g1' })));
+    const assertions = redis.client();
+    await vi.waitFor(() => expectStoredEqualsLive(t, assertions, prefix), { timeout: 10_000, interval: 100 });
+
+    await redis.kill();
+    await vi.waitFor(() => expect(store.status()).toBe('down'), { timeout: 5_000, interval: 10 });
+    // Five of the connections Redis holds end: their removals must wait for Redis.
+    const leavers = held.slice(0, 5);
+    await Promise.all(leavers.map((client) => client.api.session.leave.mutate()));
+
+    // 400 connect + join + leave cycles, 20 at a time, sampling the queue all along.
+    let maxPending = 0;
+    const sample = setInterval(() => (maxPending = Math.max(maxPending, store.pending())), 5);
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          await using socket = await RawSocket.open(t.wsUrl, { userId: `churn-${round}-${i}` });
+          await socket.request('mutation', 'game.join', { gameId: 'g1' });
+          maxPending = Math.max(maxPending, store.pending());
+          expect(outcome(await socket.request('mutation', 'session.leave'))).toBe('OK');
+        }),
+      );
+    }
+    clearInterval(sample);
+    expect(store.status()).toBe('down');
+    // The bound: live connections (15 held + at most 20 churning at once) plus the 5 held ones that
+    // ended. Before, it grew with every ended connection (400 here).
+    expect(maxPending).toBeLessThanOrEqual(15 + 20 + 5);
+    expect(connections.size).toBe(15);
+    expect(store.pending()).toBeLessThanOrEqual(15 + 5);
+
+    await redis.start();
+    const restored = redis.client();
+    await vi.waitFor(() => expectStoredEqualsLive(t, restored, prefix), { timeout: 10_000, interval: 50 });
+    expect(store.pending()).toBe(0);
+    // Every end is in history once Redis is back, the 400 that Redis never held included.
+    await vi.waitFor(async () => expect(await store.history({ limit: 1_000 })).toHaveLength(405), { timeout: 5_000 });
     expect(rejections.reasons).toEqual([]);
   });
 });

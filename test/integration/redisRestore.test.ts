@@ -287,6 +287,8 @@ describe('restore from Redis', () => {
     // A kick needs the actor: it is woken, then ended by its machine.
     expect(connections.kick(erin?.id ?? '')).toBe(true);
     expect(connections.asleep).toBe(2);
+    // An end is announced once the store took it.
+    await connections.whenEnded(erin?.id ?? '');
     expect(lifecycle).toContainEqual(
       expect.objectContaining({ type: 'connection.expired', connectionId: erin?.id, reason: 'kicked' }),
     );

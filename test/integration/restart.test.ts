@@ -6,6 +6,8 @@ import { createPresenceClient, type PresenceClient, type PresenceClientOptions }
 import type { PresenceEvent, SessionInfo } from '../../src/protocol.js';
 import { redisKeys } from '../../src/store/redis.js';
 import { freePort, startRedis } from '../support/redis.js';
+import { RawSocket } from '../support/rawSocket.js';
+import { spawnServer } from '../support/serverProcess.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -174,5 +176,32 @@ describe('restart with Redis', { timeout: 45_000 }, () => {
       second.child.kill('SIGKILL');
       await second.exited;
     }
+  });
+
+  it('regression: SIGTERM with Redis unreachable gave up after 5 s and still exited 0; now it exits 1 and says what was not stored', async () => {
+    await using redis = await startRedis();
+    const prefix = redis.prefix();
+    const server = await spawnServer({
+      REDIS_URL: redis.url,
+      PRESENCED_REDIS_PREFIX: prefix,
+      PRESENCED_NODE_ID: 'node-lost',
+    });
+    await using _server = server;
+    const sockets = await Promise.all(['alice', 'bob'].map((userId) => RawSocket.open(server.wsUrl, { userId })));
+    await Promise.all(sockets.map((socket) => socket.request('mutation', 'game.join', { gameId: 'g1' })));
+    const assertions = redis.client();
+    await vi.waitFor(async () => expect(await assertions.scard(redisKeys(prefix).game('g1'))).toBe(2), {
+      timeout: 5_000,
+    });
+    await redis.kill();
+    const stopped = performance.now();
+    const exit = await server.stop('SIGTERM');
+    expect(exit).toEqual({ code: 1, signal: null });
+    // It waited for Redis (5 s) before it gave up.
+    expect(performance.now() - stopped).toBeGreaterThan(4_500);
+    expect(server.stderr()).toContain(
+      'presenced: the store did not take 2 connection(s) and 0 history record(s); exiting 1',
+    );
+    await Promise.all(sockets.map((socket) => socket.close()));
   });
 });
