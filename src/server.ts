@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { createAuthenticator } from './auth.js';
 import { systemClock, type Clock } from './clock.js';
-import { configFromOptions, type PresenceOptions, type ResolvedConfig } from './config.js';
+import { configFromOptions, redactUrl, type PresenceOptions, type ResolvedConfig } from './config.js';
 import { createConnections, type RestorableRecord } from './connections.js';
 import type { PresenceHooks } from './hooks.js';
 import { createHttpHandler } from './http.js';
@@ -83,7 +83,10 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       : createMemoryStore({ nodeId: config.nodeId }));
   const presence = new PresenceIndex();
   const inspection = config.inspect ? createInspection(config.inspect) : null;
-  if (inspection) logger.info({ relay: config.inspect }, 'sending actor events to a Stately inspector relay');
+  if (inspection)
+    if (inspection && config.inspect) {
+      logger.info({ relay: redactUrl(config.inspect) }, 'sending actor events to a Stately inspector relay');
+    }
   const connections = createConnections({
     config,
     store,

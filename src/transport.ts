@@ -192,8 +192,11 @@ export function attachTransport(options: TransportOptions) {
         socket: ws,
       });
       ws.once('close', () => connections.socketClosed(handle, ws));
-      context.session = handle;
       admission.admit(ws);
+      // Under the `replace` policy the user's old connections end first: the new session answers
+      // nothing until their ends are stored (an end is stored before anything announces it).
+      await handle.replacing;
+      context.session = handle;
     } catch (error) {
       if (!(error instanceof PresenceError)) throw error;
       throttled.info('connection refused', { code: error.code, reason: error.message });
