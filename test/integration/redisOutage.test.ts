@@ -179,6 +179,7 @@ describe('Redis outage: the node keeps serving from memory and the stored state 
         store: 'redis',
         redis: 'down',
         connections: 200,
+        sockets: { authenticated: 200, pending: 0 },
       }),
     );
 
