@@ -199,6 +199,12 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
       });
       unwrittenHistory = [...history, ...unwrittenHistory].slice(-historyLimit);
       writingHistory = [];
+      // A write that failed on our side may still have reached Redis (a paused server runs what was
+      // sent once it wakes): a connection it carried counts as one Redis may hold, so its end queues
+      // a removal, unconfirmed, so that its next write adds its index entries again.
+      for (const [id, next] of nextWritten) {
+        if (next && !written.has(id) && !ending.has(id)) written.set(id, { ...next, confirmed: false });
+      }
       markDown(error instanceof Error ? error.message : 'write failed');
       return { written: 0, removed: 0 };
     }

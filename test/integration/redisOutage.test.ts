@@ -246,6 +246,32 @@ describe('Redis outage: the node keeps serving from memory and the stored state 
     expect(rejections.reasons).toEqual([]);
   });
 
+  it('a connection whose flush failed after Redis applied part of it, and that ended before any flush succeeded, leaves no record behind', async () => {
+    await using redis = await startRedis();
+    const prefix = redis.prefix();
+    await using t = await startServer({ redisUrl: redis.url, redisPrefix: prefix, flushIntervalMs: 50 });
+    const { store } = t.server.services;
+    const assertions = redis.client();
+    const keys = redisKeys(prefix);
+    // The user's index key holds a string: the flush's HSET of the record succeeds, its SADD fails
+    // (WRONGTYPE), so the flush as a whole failed although Redis holds the record, as after a
+    // command timeout whose command Redis did run.
+    await assertions.set(keys.user('ghost'), 'not a set');
+    const ghost = t.client('ghost', { heartbeat: false });
+    const { connectionId } = await ghost.ready;
+    await vi.waitFor(async () => expect(await assertions.hexists(keys.node(t.server.nodeId), connectionId)).toBe(1));
+    // Its end fails the same way (SREM on the string): the removal must wait in the queue.
+    await ghost.api.session.leave.mutate();
+    await vi.waitFor(() => expect(t.server.services.connections.get(connectionId)).toBeUndefined());
+    expect(store.pending()).toBeGreaterThanOrEqual(1);
+
+    await assertions.del(keys.user('ghost'));
+    // The queued removal goes out with the next flush: nothing a later restart could bring back.
+    await vi.waitFor(() => expectStoredEqualsLive(t, assertions, prefix), { timeout: 5_000, interval: 50 });
+    expect(await assertions.hexists(keys.node(t.server.nodeId), connectionId)).toBe(0);
+    expect(await storedIds(assertions, prefix, t.server.nodeId)).not.toContain(connectionId);
+  });
+
   it('half-open Redis (SIGSTOP): degraded within seconds, calls keep working, SIGCONT catches up', async () => {
     using rejections = watchRejections();
     await using redis = await startRedis();
