@@ -144,12 +144,29 @@ const hidden: Partial<Record<keyof Fields, 'secret' | 'url'>> = {
  * userinfo ends at the last `@`, as URL parsers read it, so a password with an `@` is covered.
  */
 export function redactUrl(value: string): string {
+  return redactQuery(redactUserinfo(value));
+}
+
+/** The password of `scheme://user:password@host`. */
+function redactUserinfo(value: string): string {
   const match = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?(.*)@/s.exec(value);
   if (!match) return value;
   const [whole, scheme = '', userinfo = ''] = match;
   const colon = userinfo.indexOf(':');
   const shown = colon === -1 ? REDACTED : `${userinfo.slice(0, colon)}:${REDACTED}`;
   return `${scheme}${shown}@${value.slice(whole.length)}`;
+}
+
+/** Every query value: ioredis reads `?password=…`, and a relay URL may carry `?token=…`. */
+function redactQuery(value: string): string {
+  const query = value.indexOf('?');
+  if (query === -1) return value;
+  const [search = '', fragment] = value.slice(query + 1).split('#', 2);
+  const redacted = search
+    .split('&')
+    .map((pair) => (pair.includes('=') ? `${pair.slice(0, pair.indexOf('='))}=${REDACTED}` : pair))
+    .join('&');
+  return `${value.slice(0, query + 1)}${redacted}${fragment === undefined ? '' : `#${fragment}`}`;
 }
 
 function shown(key: keyof Fields, value: unknown): string {

@@ -15,6 +15,8 @@ import type { ConnectionRecord } from './store/types.js';
 /** The part of a WebSocket the runtime needs. */
 export interface SocketLike {
   close(code: number, reason?: string): void;
+  /** Drops the connection without the closing handshake. */
+  terminate(): void;
 }
 
 export type ConnectionActor = ActorRefFrom<typeof connectionMachine>;

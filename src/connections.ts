@@ -15,6 +15,7 @@ import { createTimerActions } from '../machines/timers.js';
 import { restoredSupervisorSnapshot, supervisorMachine } from '../machines/supervisor.js';
 import type { Clock } from './clock.js';
 import { closeReason } from './closeReason.js';
+import { LogThrottle } from './logThrottle.js';
 import type { ResolvedConfig } from './config.js';
 import { PresenceError } from './errors.js';
 import type { LifecycleEvent, PresenceHooks } from './hooks.js';
@@ -38,6 +39,9 @@ import {
 } from './connectionHandle.js';
 
 export { ConnectionHandle, type RestorableRecord, type SocketLike } from './connectionHandle.js';
+
+/** How long a socket we close may take to finish the closing handshake before it is dropped. */
+const CLOSE_HANDSHAKE_MS = 1_000;
 
 export interface OpenRequest {
   userId: string;
@@ -76,6 +80,8 @@ export type Connections = ReturnType<typeof createConnections>;
 export function createConnections(options: ConnectionsOptions) {
   const { config, store, presence, clock, logger, hooks } = options;
   const endTimeoutMs = options.endTimeoutMs ?? 2_000;
+  // Ends during a Redis outage: any client can cause them (connect, leave, again).
+  const throttled = new LogThrottle(logger, () => clock.now());
   const handles = new Map<string, ConnectionHandle>();
   /** Ends being stored or announced, by connection: their callers and drain wait for them. */
   const endings = new Map<string, Promise<void>>();
@@ -118,7 +124,16 @@ export function createConnections(options: ConnectionsOptions) {
   // Closing right away would drop the reply or event that announced the close: tRPC sends it in a
   // microtask after the resolver returns, and drops replies once the socket is closing.
   function closeSoon(socket: SocketLike, code: number, reason: string) {
-    setImmediate(() => safely('socket close', () => socket.close(code, closeReason(reason))));
+    setImmediate(() => closeFirmly(socket, code, reason));
+  }
+
+  /**
+   * Closes a socket, and drops it if its peer has not finished the closing handshake within a
+   * second: ws would wait 30 s, and the socket holds its slot of `maxConnections` until it is gone.
+   */
+  function closeFirmly(socket: SocketLike, code: number, reason: string) {
+    safely('socket close', () => socket.close(code, closeReason(reason)));
+    setTimeout(() => safely('socket terminate', () => socket.terminate()), CLOSE_HANDSHAKE_MS).unref();
   }
 
   function mark(handle: ConnectionHandle) {
@@ -166,7 +181,10 @@ export function createConnections(options: ConnectionsOptions) {
     try {
       const result = await Promise.race([store.end(connectionId, record), late]);
       if (result !== 'stored') {
-        logger.warn({ connectionId, result }, 'the store did not take an end; announced anyway, its removal is queued');
+        throttled.warn('the store did not take an end; announced anyway, its removal is queued', {
+          connectionId,
+          result,
+        });
       }
     } catch (error) {
       report(error, 'store end');
@@ -565,7 +583,7 @@ export function createConnections(options: ConnectionsOptions) {
         if (!socket) continue;
         handle.socket = null;
         handle.actor.send({ type: 'SOCKET_CLOSED', at });
-        safely('socket close', () => socket.close(CloseCode.serverRestarting, closeReason('server restarting')));
+        closeFirmly(socket, CloseCode.serverRestarting, 'server restarting');
       }
     },
 

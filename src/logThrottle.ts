@@ -16,6 +16,14 @@ export class LogThrottle {
   ) {}
 
   info(kind: string, fields: Record<string, unknown>): void {
+    this.write('info', kind, fields);
+  }
+
+  warn(kind: string, fields: Record<string, unknown>): void {
+    this.write('warn', kind, fields);
+  }
+
+  private write(level: 'info' | 'warn', kind: string, fields: Record<string, unknown>): void {
     const now = this.now();
     const entry = this.last.get(kind);
     if (entry && now - entry.at < this.intervalMs) {
@@ -24,6 +32,6 @@ export class LogThrottle {
     }
     const suppressed = entry?.suppressed ?? 0;
     this.last.set(kind, { at: now, suppressed: 0 });
-    this.logger.info(suppressed > 0 ? { ...fields, suppressed } : fields, kind);
+    this.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, kind);
   }
 }

@@ -12,6 +12,7 @@ export const CloseCode = {
   left: 4003,
   unauthorized: 4401,
   tooManyConnections: 4429,
+  policyViolation: 1008,
   frameTooLarge: 1009,
   serverRestarting: 1012,
   atCapacity: 1013,

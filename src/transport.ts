@@ -4,6 +4,7 @@ import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { Admission, type AdmissionCounts } from './admission.js';
+import { isBatchLargerThan } from './batchGuard.js';
 import type { Authenticate, ConnectionParams } from './auth.js';
 import { closeReason } from './closeReason.js';
 import type { ConnectionHandle } from './connections.js';
@@ -14,7 +15,7 @@ import { keepAliveSweepMs, sweepKeepAlive, type Liveness } from './keepAlive.js'
 import { LogThrottle } from './logThrottle.js';
 import { CloseCode } from './protocol.js';
 import { RateLimiter } from './rateLimit.js';
-import { sharingEncoder } from './sharedEncoding.js';
+import { sharingEncoder, sharingTransformer } from './sharedEncoding.js';
 import type { AppRouter } from './router/index.js';
 import type { Context, Services } from './router/trpc.js';
 
@@ -28,11 +29,14 @@ const REFUSED_SOCKET_GRACE_MS = 2_000;
  */
 const CLOSE_HANDSHAKE_MS = 1_000;
 
-/** Closes `ws` with `code`, and drops it if the peer does not finish the closing handshake in time. */
+/**
+ * Closes `ws` with `code`, and drops it if the peer does not finish the closing handshake in time;
+ * a socket already closing (tRPC closes one whose connectionParams were malformed) is dropped then
+ * too, instead of after ws' 30 s.
+ */
 function closeFirmly(ws: WebSocket, code: number, reason: string) {
-  if (ws.readyState !== WebSocket.OPEN) return;
-  ws.close(code, closeReason(reason));
-  setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
+  if (ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
+  if (ws.readyState !== WebSocket.CLOSED) setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
 }
 
 /** ws' errors for frames it refuses carry a `WS_ERR_*` code. */
@@ -40,6 +44,16 @@ function isWsFrameError(cause: unknown): cause is Error & { code: string } {
   return (
     cause instanceof Error && 'code' in cause && typeof cause.code === 'string' && cause.code.startsWith('WS_ERR_')
   );
+}
+
+/**
+ * What tRPC answers for a request refused before any procedure (`{ id: null, error }`, the error
+ * shape through the transformer): BAD_REQUEST, JSON-RPC code -32600.
+ */
+function refusalFrame(message: string): string {
+  const shape = { message, code: -32600, data: { code: 'BAD_REQUEST', httpStatus: 400 } };
+  const error: unknown = sharingTransformer.output.serialize(shape);
+  return JSON.stringify({ id: null, error });
 }
 
 /** An error on a raw socket (a reset peer, mostly): the socket is dropped, the error never left unhandled. */
@@ -91,6 +105,8 @@ interface SocketState extends Liveness {
   ip: string | null;
   userAgent: string | null;
   context: Context | undefined;
+  /** Frames received before `context` was there (tRPC holds each until then). */
+  early: number;
 }
 
 /**
@@ -138,16 +154,18 @@ export function attachTransport(options: TransportOptions) {
   // refuse every call, and a reconnecting client's re-sent subscriptions would end with that error
   // instead of resuming. Refused upgrades make clients retry until the node is ready.
   let accepting = false;
+  const throttled = new LogThrottle(logger, () => clock.now());
   const wss: WebSocketServer = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxPayloadBytes,
     WebSocket: guardedWebSocket(config.maxBufferedBytes, (ws) =>
-      logger.warn({ bufferedAmount: ws.bufferedAmount }, 'slow consumer cut off'),
+      throttled.warn('slow consumer cut off', { bufferedAmount: ws.bufferedAmount }),
     ),
   });
   const sockets = new Map<WebSocket, SocketState>();
   const admission = new Admission<WebSocket>(config, clock);
-  const throttled = new LogThrottle(logger, () => clock.now());
+  const maxBatchSize = config.rateLimit * 2;
+  const batchRefusal = refusalFrame(`a batch may carry at most ${maxBatchSize} calls`);
   let unexpectedListeners = false;
   const keepAliveTiming = { pingMs: config.pingMs, pongWaitMs: config.pongWaitMs };
   const keepAlive = setInterval(
@@ -213,8 +231,8 @@ export function attachTransport(options: TransportOptions) {
     createContext: (opts) => createContext(opts.res, opts.info.connectionParams),
     // Ours (src/keepAlive.ts), on one sweep instead of two timers per socket.
     keepAlive: { enabled: false },
-    // A batch larger than the burst would only be refused call by call.
-    maxBatchSize: config.rateLimit * 2,
+    // A batch larger than the burst would only be refused call by call (`route` answers it once).
+    maxBatchSize,
     // JSON, with presence events written once for all their subscribers (src/sharedEncoding.ts).
     experimental_encoder: sharingEncoder,
     onError({ error, path }) {
@@ -242,7 +260,18 @@ export function attachTransport(options: TransportOptions) {
   function route(ws: WebSocket, state: SocketState, trpcListener: (data: unknown, isBinary: boolean) => void) {
     return (data: unknown, isBinary: boolean) => {
       state.heard = true;
+      // Until the socket's context exists, tRPC parses every frame and holds it: bounded here, as the
+      // rate limit bounds them afterwards. A client sends its connectionParams and a batch or two.
+      if (state.context === undefined && ++state.early > maxBatchSize) {
+        throttled.info('socket turned away', { why: 'too many frames before authentication' });
+        closeFirmly(ws, CloseCode.policyViolation, 'too many frames before authentication');
+        return;
+      }
       if (!isBinary && Buffer.isBuffer(data)) {
+        if (isBatchLargerThan(data, maxBatchSize)) {
+          ws.send(batchRefusal);
+          return;
+        }
         try {
           if (answerHeartbeat(ws, state.context, data)) return;
         } catch (error) {
@@ -279,6 +308,7 @@ export function attachTransport(options: TransportOptions) {
       ip: req.socket.remoteAddress ?? null,
       userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 512) : null,
       context: undefined,
+      early: 0,
     };
     sockets.set(ws, state);
     ws.once('close', () => sockets.delete(ws));

@@ -67,7 +67,7 @@ function createRuntime(shardCapacity: number): Connections {
   return connections;
 }
 
-const socket: SocketLike = { close() {} };
+const socket: SocketLike = { close() {}, terminate() {} };
 const NEAR_LIVE = 1_000;
 
 function connect(connections: Connections, i: number): ConnectionHandle {

@@ -15,7 +15,7 @@ const { redisUrl, nodeId, count } = JSON.parse(process.argv[2] ?? '') as {
 };
 const server = createPresenceServer({ redisUrl, nodeId, port: 0, logger: pino({ level: 'silent' }) });
 await server.listen();
-const socket = { close() {} };
+const socket = { close() {}, terminate() {} };
 const started = performance.now();
 for (let i = 0; i < count; i++) {
   server.services.connections.open({ userId: `seed-${i}`, role: 'user', ip: null, userAgent: null, socket });

@@ -66,8 +66,11 @@ export const historyRecordSchema = z.object({
   connectedAt: time,
   endedAt: time,
   reason: endReason,
-  /** The most recent games, in the order they were last joined (`MAX_HISTORY_GAMES`). */
-  games: z.array(gameIdSchema).max(MAX_HISTORY_GAMES),
+  /**
+   * The most recent games, in the order they were last joined. Written at most `MAX_HISTORY_GAMES`;
+   * a record of an older version that listed more is cut to its last ones, not skipped.
+   */
+  games: z.array(gameIdSchema).transform((games) => games.slice(-MAX_HISTORY_GAMES)),
 });
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };

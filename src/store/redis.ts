@@ -260,6 +260,9 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
       // flush under way. Any other (opened during an outage, say) leaves nothing behind, so the queue
       // stays bounded by live connections plus those Redis held, however many end meanwhile.
       if (written.has(id) || inFlight?.taken.has(id)) {
+        // What the flush under way is adding: the queued removal must take those index entries too.
+        const adding = inFlight?.next.get(id);
+        if (!written.has(id) && adding) written.set(id, { ...adding, confirmed: false });
         queue.remove(id);
         ending.set(id, 'queued');
       } else {

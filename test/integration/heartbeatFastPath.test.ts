@@ -118,7 +118,7 @@ describe('heartbeat fast path', () => {
     const handle = t.server.services.connections.get(connectionId);
     if (!handle) throw new Error('no handle');
     // Keep the socket open past the end: the server closes this stand-in instead of it.
-    handle.socket = { close: () => undefined };
+    handle.socket = { close: () => undefined, terminate: () => undefined };
     expect(t.server.services.connections.kick(connectionId)).toBe(true);
     const lastSeen = handle.context.lastSeen;
     const [fast, viaTrpc] = await bothWays(socket, seen, heartbeatFrame(1, superjson.serialize(undefined)));

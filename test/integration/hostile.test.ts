@@ -33,6 +33,26 @@ async function upgradeThenReset(port: number, path: string, when: 'at once' | 'a
   await once(socket, 'close');
 }
 
+/** A WebSocket handshake over raw TCP: the socket, then whatever the test writes, byte for byte. */
+async function rawWebSocket(port: number, path: string) {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  socket.write(`GET ${path} HTTP/1.1\r\n${UPGRADE_HEADERS}`);
+  let head = '';
+  while (!head.includes('\r\n\r\n')) head += String(((await once(socket, 'data')) as [Buffer])[0]);
+  expect(head).toMatch(/^HTTP\/1\.1 101/);
+  return socket;
+}
+
+/** A client's text frame (masked, as clients must), of at most 125 bytes. */
+function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text, 'utf8');
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const masked = payload.map((byte, i) => byte ^ (mask[i % 4] ?? 0));
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
+}
+
 async function resetStorm(port: number, paths: string[]) {
   for (let round = 0; round < 20; round++) {
     await Promise.all(
@@ -232,6 +252,67 @@ describe('hostile clients against a real server process', { timeout: 30_000 }, (
         CloseCode.unauthorized,
         CloseCode.unauthorized,
       ]);
+    });
+
+    it('a socket whose connectionParams are malformed and that ignores the close frame stops counting as pending soon after the auth timeout (ws would hold it 30 s)', async () => {
+      await using server = await spawnServer({ PRESENCED_AUTH_TIMEOUT_MS: '500' });
+      const started = Date.now();
+      const socket = await rawWebSocket(server.port, '/trpc?connectionParams=1');
+      // Not a connectionParams message: tRPC answers with an error and starts closing; this peer
+      // never answers the close frame.
+      socket.write(maskedTextFrame('x'));
+      await vi.waitFor(async () => expect((await health(server)).sockets.pending).toBe(1));
+      await vi.waitFor(async () => expect((await health(server)).sockets.pending).toBe(0), {
+        timeout: 5_000,
+        interval: 50,
+      });
+      expect(Date.now() - started).toBeLessThan(3_000);
+      socket.destroy();
+    });
+
+    it('more frames before authentication than a batch may carry close the socket with 1008 (tRPC held each one)', async () => {
+      await using server = await spawnServer();
+      const socket = await rawWebSocket(server.port, '/trpc?connectionParams=1');
+      const closed = new Promise<Buffer>((resolve) => {
+        let received = Buffer.alloc(0);
+        socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+        socket.once('close', () => resolve(received));
+      });
+      const params = maskedTextFrame(JSON.stringify({ method: 'connectionParams', data: { userId: 'eager' } }));
+      const call = maskedTextFrame('{"id":1,"method":"query","params":{"path":"session.info"}}');
+      // One TCP write: every frame arrives before the context can exist.
+      socket.write(Buffer.concat([params, ...Array<Buffer>(500).fill(call)]));
+      const received = await closed;
+      // The close frame: opcode 8, then the code.
+      const at = received.indexOf(Buffer.from([0x88]));
+      expect(at).toBeGreaterThanOrEqual(0);
+      expect(received.readUInt16BE(at + 2)).toBe(CloseCode.policyViolation);
+      await expectServing(server);
+    });
+
+    it('a batch of 100,000 calls is refused with one reply, without holding the event loop (it held it over a second per frame)', async () => {
+      await using server = await spawnServer();
+      await using socket = await RawSocket.open(server.wsUrl, { userId: 'batcher' });
+      expect(outcome(await socket.request('query', 'session.info'))).toBe('OK');
+      const frame = `[${'{"id":7},'.repeat(100_000)}{"id":7}]`;
+      const started = Date.now();
+      for (let i = 0; i < 20; i++) socket.send(frame);
+      await socket.until('20 refusals', () =>
+        socket.replies.filter((r) => r.id === null).length >= 20 ? true : undefined,
+      );
+      const healthStarted = Date.now();
+      await health(server);
+      expect(Date.now() - healthStarted).toBeLessThan(500);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const refusals = socket.replies.filter((r) => r.id === null);
+      expect(refusals).toHaveLength(20);
+      expect(refusals[0]?.error).toMatchObject({
+        message: 'a batch may carry at most 100 calls',
+        data: { code: 'BAD_REQUEST' },
+      });
+      // One reply per frame: none for the calls inside.
+      expect(socket.replies.filter((r) => r.id === 7)).toEqual([]);
+      await expectServing(server);
     });
 
     it('past PRESENCED_MAX_CONNECTIONS a new socket is closed with 1013 at once, and a freed slot is usable again', async () => {

@@ -331,7 +331,7 @@ describe('restored connections due at once', () => {
     const n = 1_000;
     await (async () => {
       await using a = await startServer(options);
-      const socket = { close: () => undefined };
+      const socket = { close: () => undefined, terminate: () => undefined };
       for (let i = 0; i < n; i++) {
         a.server.services.connections.open({ userId: `u${i}`, role: 'user', ip: null, userAgent: null, socket });
       }

@@ -138,5 +138,13 @@ describe('config', () => {
       expect(redactUrl('redis://:pw@host:6379/0')).toBe('redis://:[redacted]@host:6379/0');
       expect(redactUrl('rediss://user:pw@host')).toBe('rediss://user:[redacted]@host');
     });
+
+    it('redactUrl hides query values (ioredis reads ?password=, a relay URL may carry ?token=)', () => {
+      expect(redactUrl('redis://host:6379/0?password=hunter2&db=1')).toBe(
+        'redis://host:6379/0?password=[redacted]&db=[redacted]',
+      );
+      expect(redactUrl('ws://relay:8080/?token=abc#frag')).toBe('ws://relay:8080/?token=[redacted]#frag');
+      expect(redactUrl('redis://u:pw@host/?password=x')).toBe('redis://u:[redacted]@host/?password=[redacted]');
+    });
   });
 });

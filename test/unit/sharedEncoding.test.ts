@@ -88,18 +88,40 @@ function refusal(fn: () => unknown): PresenceError {
 describe('input deserialisation', () => {
   const deserialize = (value: unknown): unknown => sharingTransformer.input.deserialize(value);
 
-  it('reads what superjson writes: undefined, Dates, Maps, Sets, bigints, nested and shared values', () => {
-    const shared = { n: 1 };
+  it('reads what superjson writes for the inputs of our procedures: undefined, numbers, NaN, Infinity', () => {
     const values: unknown[] = [
       undefined,
       null,
       { clientTime: 5 },
-      { at: new Date(1_700_000_000_000), nested: { deeper: { at: new Date(0), gone: undefined } } },
-      [new Date(1), new Map([['k', new Set([1n, 2n])]])],
-      { a: shared, b: shared },
-      /x/g,
+      { clientTime: Number.POSITIVE_INFINITY },
+      { gameId: 'g1', lastEventId: 'x', gone: undefined },
     ];
     for (const value of values) expect(deserialize(superjson.serialize(value))).toEqual(value);
+    expect(deserialize(superjson.serialize({ clientTime: Number.NaN }))).toEqual({ clientTime: Number.NaN });
+  });
+
+  const sharedPair = () => {
+    const shared = { n: 1 };
+    return { a: shared, b: shared };
+  };
+  it.each([
+    ['a Date', superjson.serialize({ at: new Date(0) })],
+    ['a Map of Sets of bigints', superjson.serialize([new Map([['k', new Set([1n, 2n])]])])],
+    ['a bigint (1 MB of digits cost about 150 ms)', superjson.serialize({ n: 10n ** 100n })],
+    ['a RegExp', superjson.serialize(/x/g)],
+    ['shared values (referentialEqualities)', superjson.serialize(sharedPair())],
+  ])(
+    'refuses %s: no input of ours carries one, and rebuilding it can cost far more than the frame',
+    (_name, envelope) => {
+      expect(refusal(() => deserialize(envelope)).code).toBe('BAD_REQUEST');
+    },
+  );
+
+  it('refuses more annotated values than any input has (a 100,000-key tree)', () => {
+    const values = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, ['undefined']]));
+    const started = performance.now();
+    expect(refusal(() => deserialize({ json: {}, meta: { values } })).code).toBe('BAD_REQUEST');
+    expect(performance.now() - started).toBeLessThan(50);
   });
 
   it('a frame without input is no input', () => {
@@ -118,8 +140,8 @@ describe('input deserialisation', () => {
   it.each([
     ['a string tree', { json: {}, meta: { values: 'x' } }],
     ['a string where children belong', { json: { a: 1 }, meta: { values: ['x', 'y'] } }],
-    ['a string child', { json: { a: 1 }, meta: { values: { a: 'Date' } } }],
-    ['a tree deeper than any input', { json: {}, meta: { values: nested(40) } }],
+    ['a string child', { json: { a: 1 }, meta: { values: { a: 'undefined' } } }],
+    ['a tree deeper than any input', { json: {}, meta: { values: nested(80) } }],
     ['meta that is not an object', { json: {}, meta: 'x' }],
   ])(
     'superjson meta with %s (was: a stack overflow, ~10 ms of CPU per frame) is refused before superjson walks it',
@@ -129,9 +151,9 @@ describe('input deserialisation', () => {
   );
 });
 
-/** `{ a: { a: … ['Date'] } }`, `depth` levels deep. */
+/** `{ a: { a: … ['undefined'] } }`, `depth` levels deep. */
 function nested(depth: number): object {
-  let tree: object = ['Date'];
+  let tree: object = ['undefined'];
   for (let i = 0; i < depth; i++) tree = { a: tree };
   return tree;
 }
