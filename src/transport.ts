@@ -28,6 +28,8 @@ const REFUSED_SOCKET_GRACE_MS = 2_000;
  * 30 s), so sockets turned away cannot pile up in the closing handshake.
  */
 const CLOSE_HANDSHAKE_MS = 1_000;
+/** Frames a socket may send before its context exists: its connectionParams and a full batch. */
+const EARLY_FRAMES = 128;
 
 /**
  * Closes `ws` with `code`, and drops it if the peer does not finish the closing handshake in time;
@@ -105,8 +107,8 @@ interface SocketState extends Liveness {
   ip: string | null;
   userAgent: string | null;
   context: Context | undefined;
-  /** Frames received before `context` was there (tRPC holds each until then). */
-  early: number;
+  /** Frames and bytes received before `context` was there (tRPC holds each until then). */
+  early: { frames: number; bytes: number };
 }
 
 /**
@@ -166,6 +168,12 @@ export function attachTransport(options: TransportOptions) {
   const admission = new Admission<WebSocket>(config, clock);
   const maxBatchSize = config.rateLimit * 2;
   const batchRefusal = refusalFrame(`a batch may carry at most ${maxBatchSize} calls`);
+  /** Frames past either bound before authentication close the socket (1008). */
+  const tooEarly = (state: SocketState, data: unknown) => {
+    state.early.frames++;
+    state.early.bytes += Buffer.isBuffer(data) ? data.length : 0;
+    return state.early.frames > EARLY_FRAMES || state.early.bytes > 2 * config.maxPayloadBytes;
+  };
   let unexpectedListeners = false;
   const keepAliveTiming = { pingMs: config.pingMs, pongWaitMs: config.pongWaitMs };
   const keepAlive = setInterval(
@@ -262,7 +270,7 @@ export function attachTransport(options: TransportOptions) {
       state.heard = true;
       // Until the socket's context exists, tRPC parses every frame and holds it: bounded here, as the
       // rate limit bounds them afterwards. A client sends its connectionParams and a batch or two.
-      if (state.context === undefined && ++state.early > maxBatchSize) {
+      if (state.context === undefined && tooEarly(state, data)) {
         throttled.info('socket turned away', { why: 'too many frames before authentication' });
         closeFirmly(ws, CloseCode.policyViolation, 'too many frames before authentication');
         return;
@@ -308,7 +316,7 @@ export function attachTransport(options: TransportOptions) {
       ip: req.socket.remoteAddress ?? null,
       userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 512) : null,
       context: undefined,
-      early: 0,
+      early: { frames: 0, bytes: 0 },
     };
     sockets.set(ws, state);
     ws.once('close', () => sockets.delete(ws));
