@@ -62,7 +62,7 @@ const suites: Suite[] = [
     id: 'issue2',
     title: 'issue 2',
     preamble: [
-      '- targets marked "proposed" are derived from the defaults of CONTRACT §2 (100,000 connections per node, a heartbeat every 25 s); the connect-cost target is the one given for issue 2.',
+      '- targets marked "proposed" are derived from the documented defaults (100,000 connections per node, a heartbeat every 25 s); the connect-cost target is the one given for issue 2.',
     ],
     scenarios: [
       { name: 'connect cost at scale', run: runScale },

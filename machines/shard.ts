@@ -37,7 +37,7 @@ export const slotId = (slot: number) => `slot-${slot}`;
 
 /**
  * A shard holds a bounded number of connection actors. XState copies a parent's `children` on every
- * spawn, so one flat parent makes connecting O(n) and a million connects quadratic (NOTES.md: 20k
+ * spawn, so one flat parent makes connecting O(n) and a million connects quadratic (measured: 20k
  * children took 77 s). A shard accepts `capacity` spawns, is then sealed, and retires (final) when its
  * last connection ends; the supervisor opens a new one as each fills. Every spawn therefore copies at
  * most `capacity` entries, whatever the number of connections.

@@ -8,7 +8,7 @@ export interface Identity {
   role: 'admin' | 'user';
 }
 
-/** tRPC `connectionParams`: strings only, as the client sent them (CONTRACT §3). */
+/** tRPC `connectionParams`: strings only, as the client sent them. */
 export type ConnectionParams = Partial<Record<string, string>> | null;
 
 /** Turns `connectionParams` into an identity, or throws `UNAUTHORIZED`. */

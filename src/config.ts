@@ -13,7 +13,7 @@ const ms = (min: number) => z.coerce.number().int().min(min).max(2_147_483_647);
 const count = (min: number) => z.coerce.number().int().min(min).max(100_000_000);
 
 /**
- * Every option, with the environment variable it comes from. Defaults are those of CONTRACT §2.
+ * Every option, with the environment variable it comes from. Defaults are those the README's configuration table lists.
  * The same schema validates `createPresenceServer()` options and the environment.
  */
 const fields = {
@@ -107,7 +107,7 @@ const fields = {
 type Fields = typeof fields;
 type Parsed = { [K in keyof Fields]: z.output<Fields[K]['schema']> };
 
-/** Options of `createPresenceServer()`: every environment variable of CONTRACT §2, in camelCase. */
+/** Options of `createPresenceServer()`: every environment variable, in camelCase. */
 export type PresenceOptions = { [K in keyof Fields]?: z.input<Fields[K]['schema']> };
 
 /** Options after defaults and cross-field rules. */
@@ -221,7 +221,7 @@ function parse(input: Record<string, unknown>, source: 'env' | 'option'): Parsed
   return result.data as Parsed;
 }
 
-/** Reads and validates every variable of CONTRACT §2; throws one `ConfigError` line on the first bad one. */
+/** Reads and validates every environment variable; throws one `ConfigError` line on the first bad one. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
   const input: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(fields)) {

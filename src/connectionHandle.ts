@@ -180,7 +180,7 @@ export class ConnectionHandle {
     };
   }
 
-  /** `session.info` (CONTRACT §4). */
+  /** `session.info`. */
   info(nodeId: string, heartbeatMs: number): SessionInfo {
     return {
       ...this.view(nodeId),

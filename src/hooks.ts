@@ -7,7 +7,7 @@ interface Base {
   at: Date;
 }
 
-/** Lifecycle events (CONTRACT §5), each emitted exactly once. */
+/** Lifecycle events, each emitted exactly once. */
 export type LifecycleEvent =
   | (Base & { type: 'connection.opened' })
   | (Base & { type: 'connection.stale' })

@@ -16,7 +16,7 @@ function json(res: ServerResponse, status: number, body: unknown) {
   res.end(text);
 }
 
-/** `/health`, `/health/ready`, `/health/connections` (CONTRACT §7). */
+/** `/health`, `/health/ready`, `/health/connections` (see the README). */
 export function createHttpHandler({ services, ready, sockets }: HttpOptions) {
   const { config, presence, store } = services;
   return (req: IncomingMessage, res: ServerResponse) => {

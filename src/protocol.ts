@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-/** WebSocket close codes sent by presenced (CONTRACT §8). */
+/** WebSocket close codes sent by presenced (the README's close-code table). */
 export const CloseCode = {
   expired: 4000,
   replaced: 4001,
@@ -124,7 +124,7 @@ export interface HistoryEntry {
   games: string[];
 }
 
-/** A `gameId` is 1–128 characters of `[A-Za-z0-9_.:-]` (CONTRACT §4). */
+/** A `gameId` is 1–128 characters of `[A-Za-z0-9_.:-]`. */
 export const gameIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'gameId must be 1–128 characters of [A-Za-z0-9_.:-]');

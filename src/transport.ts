@@ -80,7 +80,7 @@ export interface TransportOptions {
 
 /**
  * tRPC has no backpressure: a client that stops reading grows `bufferedAmount` without bound
- * (258 MB in 3 s, NOTES.md). Every send checks it and cuts the socket off past the limit. The
+ * (measured: 258 MB in 3 s). Every send checks it and cuts the socket off past the limit. The
  * socket is terminated, not closed: a client that does not read would never read a close frame.
  * A subclass (ws' `WebSocket` option) rather than a wrapped `send` per socket: no closures per socket.
  */

@@ -90,7 +90,7 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
   let lastTtlRefresh = Date.now() - ttlMs / 3 + 10_000;
   let closed = false;
 
-  // Deliberate settings (NOTES.md: the defaults made a queued command fail only after 73 s):
+  // Deliberate settings (measured: the defaults made a queued command fail only after 73 s):
   // - no offline queue: while disconnected a command fails at once; our write-behind queue keeps the
   //   data, coalesced per connection, and nothing piles up per heartbeat;
   // - one retry per request, a command timeout, and reconnecting forever with a short backoff;

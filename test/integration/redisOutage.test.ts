@@ -11,7 +11,7 @@ import { freePort, startRedis } from '../support/redis.js';
 import { outcome, RawSocket } from '../support/rawSocket.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-/** `GET /health` (CONTRACT §7). */
+/** `GET /health`. */
 interface Health {
   status: 'ok' | 'degraded';
   nodeId: string;

@@ -22,7 +22,7 @@ describe('connection model against a real server restarted with Redis', () => {
   });
 
   // The same restart, but the observer's client reconnects while the new process is still restoring
-  // (whenever reading the store takes longer than a reconnect delay). CONTRACT §9: the client
+  // (whenever reading the store takes longer than a reconnect delay). The typed client
   // re-subscribes after a reconnect, so its presence streams must start again with a sync.
   const path = restartPaths.find((p) => describePath(p) === 'JOIN → RESTART → RESUME');
   it('shortest: JOIN → RESTART → RESUME, clients reconnecting while the new process restores', async () => {

@@ -18,7 +18,7 @@ export const closeCodeFor = {
 const calls: ReadonlySet<ConnectionModelEventType> = new Set(['HEARTBEAT', 'JOIN', 'MOVE', 'LEAVE_GAME', 'LEAVE']);
 
 /**
- * What an observer subscribed to `presence.game` must see for one step, per game (CONTRACT §4, §5):
+ * What an observer subscribed to `presence.game` must see for one step, per game:
  * `join`/`leave` with their reasons, `update` on active ↔ stale, nothing for heartbeats.
  */
 export function presenceEffects(

@@ -276,7 +276,7 @@ export async function runOnServer(path: ConnectionModelPath, options: ServerRunO
         }
         expiresAt = row?.expiresAt?.getTime() ?? null;
         const lastSeen = row?.lastSeen.getTime() ?? 0;
-        // expiresAt = staleSince + (inGame)expireMs (CONTRACT §5).
+        // expiresAt = staleSince + (inGame)expireMs.
         const expireMs = gameId === null ? serverTiming.expireMs : serverTiming.inGameExpireMs;
         if (previous?.value === 'stale') {
           // Still stale (its socket dropped, or a restart): the deadline neither moves nor shrinks.

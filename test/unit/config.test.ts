@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, configFromEnv, configFromOptions, redactUrl } from '../../src/config.js';
 
 describe('config', () => {
-  it('has the defaults of CONTRACT §2', () => {
+  it('has the documented defaults', () => {
     const config = configFromEnv({});
     expect(config).toMatchObject({
       port: 8787,
