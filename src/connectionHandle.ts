@@ -8,16 +8,13 @@ import {
   type connectionMachine,
   type PersistedConnection,
 } from '../machines/connection.js';
+import type { ClosableSocket } from './closeSocket.js';
 import { CloseCode, type AdminConnection, type EndReason, type SessionInfo, type SessionState } from './protocol.js';
 import { MAX_HISTORY_GAMES } from './store/record.js';
 import type { ConnectionRecord } from './store/types.js';
 
 /** The part of a WebSocket the runtime needs. */
-export interface SocketLike {
-  close(code: number, reason?: string): void;
-  /** Drops the connection without the closing handshake. */
-  terminate(): void;
-}
+export type SocketLike = ClosableSocket;
 
 export type ConnectionActor = ActorRefFrom<typeof connectionMachine>;
 

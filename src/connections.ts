@@ -14,7 +14,7 @@ import { shardMachine } from '../machines/shard.js';
 import { createTimerActions } from '../machines/timers.js';
 import { restoredSupervisorSnapshot, supervisorMachine } from '../machines/supervisor.js';
 import type { Clock } from './clock.js';
-import { closeReason } from './closeReason.js';
+import { closeFirmly } from './closeSocket.js';
 import { LogThrottle } from './logThrottle.js';
 import type { ResolvedConfig } from './config.js';
 import { PresenceError } from './errors.js';
@@ -39,9 +39,6 @@ import {
 } from './connectionHandle.js';
 
 export { ConnectionHandle, type RestorableRecord, type SocketLike } from './connectionHandle.js';
-
-/** How long a socket we close may take to finish the closing handshake before it is dropped. */
-const CLOSE_HANDSHAKE_MS = 1_000;
 
 export interface OpenRequest {
   userId: string;
@@ -124,16 +121,7 @@ export function createConnections(options: ConnectionsOptions) {
   // Closing right away would drop the reply or event that announced the close: tRPC sends it in a
   // microtask after the resolver returns, and drops replies once the socket is closing.
   function closeSoon(socket: SocketLike, code: number, reason: string) {
-    setImmediate(() => closeFirmly(socket, code, reason));
-  }
-
-  /**
-   * Closes a socket, and drops it if its peer has not finished the closing handshake within a
-   * second: ws would wait 30 s, and the socket holds its slot of `maxConnections` until it is gone.
-   */
-  function closeFirmly(socket: SocketLike, code: number, reason: string) {
-    safely('socket close', () => socket.close(code, closeReason(reason)));
-    setTimeout(() => safely('socket terminate', () => socket.terminate()), CLOSE_HANDSHAKE_MS).unref();
+    setImmediate(() => safely('socket close', () => closeFirmly(socket, code, reason)));
   }
 
   function mark(handle: ConnectionHandle) {
@@ -583,7 +571,7 @@ export function createConnections(options: ConnectionsOptions) {
         if (!socket) continue;
         handle.socket = null;
         handle.actor.send({ type: 'SOCKET_CLOSED', at });
-        closeFirmly(socket, CloseCode.serverRestarting, 'server restarting');
+        safely('socket close', () => closeFirmly(socket, CloseCode.serverRestarting, 'server restarting'));
       }
     },
 

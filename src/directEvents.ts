@@ -2,7 +2,7 @@ import type { TrackedEnvelope } from '@trpc/server';
 import { WebSocket } from 'ws';
 import type { PushIterator } from './pushIterator.js';
 import type { ContextSocket } from './router/trpc.js';
-import { subscriptionFrame, type SubscriptionRequest } from './sharedEncoding.js';
+import { subscriptionFrame, type SubscriptionRequest } from './encoding.js';
 
 /**
  * A subscription's events after the first, written straight to its socket.

@@ -2,7 +2,7 @@ import { WebSocket } from 'ws';
 import { input, type HeartbeatResult } from './protocol.js';
 import { heartbeatResult } from './router/session.js';
 import type { Context, ContextSocket } from './router/trpc.js';
-import { sharingTransformer } from './sharedEncoding.js';
+import { sharingTransformer } from './encoding.js';
 
 /**
  * `session.heartbeat` without tRPC's per-call machinery.

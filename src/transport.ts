@@ -6,7 +6,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { Admission, type AdmissionCounts } from './admission.js';
 import { isBatchLargerThan } from './batchGuard.js';
 import type { Authenticate, ConnectionParams } from './auth.js';
-import { closeReason } from './closeReason.js';
+import { closeFirmly } from './closeSocket.js';
 import type { ConnectionHandle } from './connections.js';
 import { identifyError, PresenceError } from './errors.js';
 import { answerHeartbeat } from './heartbeatFastPath.js';
@@ -15,7 +15,7 @@ import { keepAliveSweepMs, sweepKeepAlive, type Liveness } from './keepAlive.js'
 import { LogThrottle } from './logThrottle.js';
 import { CloseCode } from './protocol.js';
 import { RateLimiter } from './rateLimit.js';
-import { sharingEncoder, sharingTransformer } from './sharedEncoding.js';
+import { sharingEncoder, sharingTransformer } from './encoding.js';
 import type { AppRouter } from './router/index.js';
 import type { Context, Services } from './router/trpc.js';
 
@@ -23,23 +23,8 @@ export const TRPC_PATH = '/trpc';
 
 /** A refused socket is closed once its first call is answered, or after this long without one. */
 const REFUSED_SOCKET_GRACE_MS = 2_000;
-/**
- * A socket we close that does not answer the close frame is dropped after this long (ws would wait
- * 30 s), so sockets turned away cannot pile up in the closing handshake.
- */
-const CLOSE_HANDSHAKE_MS = 1_000;
 /** Frames a socket may send before its context exists: its connectionParams and a full batch. */
 const EARLY_FRAMES = 128;
-
-/**
- * Closes `ws` with `code`, and drops it if the peer does not finish the closing handshake in time;
- * a socket already closing (tRPC closes one whose connectionParams were malformed) is dropped then
- * too, instead of after ws' 30 s.
- */
-function closeFirmly(ws: WebSocket, code: number, reason: string) {
-  if (ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
-  if (ws.readyState !== WebSocket.CLOSED) setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
-}
 
 /** ws' errors for frames it refuses carry a `WS_ERR_*` code. */
 function isWsFrameError(cause: unknown): cause is Error & { code: string } {
@@ -241,7 +226,7 @@ export function attachTransport(options: TransportOptions) {
     keepAlive: { enabled: false },
     // A batch larger than the burst would only be refused call by call (`route` answers it once).
     maxBatchSize,
-    // JSON, with presence events written once for all their subscribers (src/sharedEncoding.ts).
+    // JSON, with presence events written once for all their subscribers (src/encoding.ts).
     experimental_encoder: sharingEncoder,
     onError({ error, path }) {
       // A frame ws refused (over maxPayload, invalid UTF-8, a bad opcode): ws closes that socket

@@ -1,7 +1,7 @@
 import { tracked } from '@trpc/server';
 import { input, type Member } from '../protocol.js';
 import { writeDirectlyAfterFirst } from '../directEvents.js';
-import { requestOf, shareable } from '../sharedEncoding.js';
+import { requestOf, shareable } from '../encoding.js';
 import { router, sessionProcedure, subscriptionSlot } from './trpc.js';
 
 export const presenceRouter = router({
