@@ -68,7 +68,6 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
     // Process memory does not go away while the process lives.
     onReconnect: () => undefined,
     put: (id, read) => queue.put(id, read),
-    remove: (id) => queue.remove(id),
     pending: () => queue.size,
     pendingHistory: () => 0,
     // Process memory answers at once: stored before the caller announces anything.

@@ -315,7 +315,6 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     put(id, read) {
       if (!ending.has(id)) queue.put(id, read);
     },
-    remove: (id) => queue.remove(id),
     end,
     pending: () => queue.size,
     pendingHistory: () => unwrittenHistory.length + writingHistory.length,

@@ -59,8 +59,8 @@ export type EndResult =
   | 'queued';
 
 /**
- * Where connection snapshots, their indexes and history live. Writes are write-behind: `put` and
- * `remove` only mark a connection, and `flush` (on a timer, and on demand) writes the latest version
+ * Where connection snapshots, their indexes and history live. Writes are write-behind: `put` only
+ * marks a connection, and `flush` (on a timer, and on demand) writes the latest version
  * of each marked connection once — however many times it changed in between. An end is not:
  * `end` writes it directly, so an end acknowledged to anyone is already stored.
  */
@@ -79,8 +79,6 @@ export interface PresenceStore {
   onReconnect(listener: () => void): void;
   /** Marks a connection for writing; `read` is called at flush time, so it sees the latest state. */
   put(connectionId: string, read: () => ConnectionRecord): void;
-  /** Marks a connection for removal (it ended). Supersedes a pending `put`. */
-  remove(connectionId: string): void;
   /**
    * A connection ended: removes its record and index entries and appends its history record, now,
    * not at the next flush. Its pending `put` is dropped, and a flush that was under way cannot bring

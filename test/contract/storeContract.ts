@@ -111,20 +111,6 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       expect(await store.flush()).toEqual({ written: 0, removed: 0 });
     });
 
-    it('remove supersedes a pending put and clears the indexes', async () => {
-      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
-      await store.flush();
-      expect(await store.connectionsOfGame('g1')).toEqual(['c1']);
-      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g2' }));
-      store.remove('c1');
-      const result = await store.flush();
-      expect(result).toEqual({ written: 0, removed: 1 });
-      expect(await loaded(store, 'c1')).toBeNull();
-      expect(await store.connectionsOfGame('g1')).toEqual([]);
-      expect(await store.connectionsOfGame('g2')).toEqual([]);
-      expect(await store.connectionsOfUser('alice')).toEqual([]);
-    });
-
     it('is idempotent: writing the same record twice leaves one copy in every index', async () => {
       const r = record({ connectionId: 'c1', gameId: 'g1' });
       store.put('c1', () => r);
