@@ -81,7 +81,7 @@ export async function runHeartbeat(options: { quick: boolean; log: (line: string
       {
         title: 'Heartbeats over real sockets',
         method:
-          `\`node --import tsx src/cli.ts serve\` as a child process (PORT=0, memory store, dev auth, PRESENCED_RATE_LIMIT=1000000); ${CLIENTS} typed clients ` +
+          `\`node --import tsx src/tools/cli.ts serve\` as a child process (PORT=0, memory store, dev auth, PRESENCED_RATE_LIMIT=1000000); ${CLIENTS} typed clients ` +
           `(\`createPresenceClient\` with \`ws\`, \`heartbeat: false\`) in the benchmark process, each calling \`session.heartbeat\` in a closed loop for ${durationMs / 1000} s ` +
           `after ${warmupMs / 1000} s of warm-up. Server CPU is utime+stime from /proc/<pid>/stat over the measured window.`,
         table: table(

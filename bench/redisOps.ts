@@ -403,7 +403,7 @@ function report(phases: Phase[], quick: boolean): Section[] {
     {
       title: 'Redis commands per operation',
       method:
-        '`node --import tsx src/cli.ts serve` as a child process with `REDIS_URL` (a private `redis-server` on a free loopback port), its own `PRESENCED_REDIS_PREFIX` and `PRESENCED_NODE_ID`; ' +
+        '`node --import tsx src/tools/cli.ts serve` as a child process with `REDIS_URL` (a private `redis-server` on a free loopback port), its own `PRESENCED_REDIS_PREFIX` and `PRESENCED_NODE_ID`; ' +
         `clients are raw tRPC sessions (\`ws\`, dev auth, \`connectionParams\` + \`session.info\`) in the benchmark process, 50 in flight. ` +
         `Lifecycle rows: one server with the default timings and its own redis-server; ${fmt(n)} sessions connect, join games of ${GAME_SIZE}, each queries its game's members, then half close their sockets and half call \`session.leave\`. ` +
         `Heartbeat rows: a second server (its own redis-server) with PRESENCED_HEARTBEAT_MS=${HEARTBEAT_MS}, PRESENCED_STALE_MS=${STALE_MS} (the defaults' ratio, 25 s of 60 s) and no rate limit; ` +

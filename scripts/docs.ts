@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { machines, toMermaid, type MachineName } from '../src/machineGraph.js';
+import { machines, toMermaid, type MachineName } from '../src/tools/machineGraph.js';
 
 export const readmePath = fileURLToPath(new URL('../README.md', import.meta.url));
 export const machinesDocPath = fileURLToPath(new URL('../docs/machines.md', import.meta.url));

@@ -1,20 +1,20 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { createAuthenticator } from './auth.js';
+import { createAuthenticator } from './wire/auth.js';
 import { systemClock, type Clock } from './clock.js';
 import { configFromOptions, redactUrl, type PresenceOptions, type ResolvedConfig } from './config.js';
-import { createConnections, type RestorableRecord } from './connections.js';
+import { createConnections, type RestorableRecord } from './connections/registry.js';
 import type { PresenceHooks } from './hooks.js';
-import { createHttpHandler } from './http.js';
-import { createInspection } from './inspect.js';
-import { PresenceIndex } from './presence.js';
+import { createHttpHandler } from './wire/http.js';
+import { createInspection } from './tools/inspect.js';
+import { PresenceIndex } from './presence/presenceIndex.js';
 import { appRouter } from './router/index.js';
 import type { Services } from './router/trpc.js';
 import { createMemoryStore } from './store/memory.js';
 import { createRedisStore } from './store/redis.js';
 import type { LoadResult, PresenceStore } from './store/types.js';
-import { attachTransport, TRPC_PATH } from './transport.js';
+import { attachTransport, TRPC_PATH } from './wire/transport.js';
 
 export interface PresenceServerOptions extends PresenceOptions {
   /** Time for deadlines and timers. @default the system clock */

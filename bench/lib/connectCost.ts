@@ -3,8 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { systemClock } from '../../src/clock.js';
 import { configFromOptions } from '../../src/config.js';
-import { createConnections, type ConnectionHandle, type Connections, type SocketLike } from '../../src/connections.js';
-import { PresenceIndex } from '../../src/presence.js';
+import {
+  createConnections,
+  type ConnectionHandle,
+  type Connections,
+  type SocketLike,
+} from '../../src/connections/registry.js';
+import { PresenceIndex } from '../../src/presence/presenceIndex.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 
 export interface ConnectCostRequest {

@@ -143,12 +143,12 @@ export async function startChildServer(options: ChildServerOptions): Promise<Ser
 }
 
 /**
- * Starts `node --import tsx src/cli.ts serve` on a free loopback port (PORT=0) with `env` on top of
+ * Starts `node --import tsx src/tools/cli.ts serve` on a free loopback port (PORT=0) with `env` on top of
  * the defaults, and resolves once it prints where it listens.
  */
 export function startServerProcess(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<ServerProcess> {
   return startChildServer({
-    script: 'src/cli.ts',
+    script: 'src/tools/cli.ts',
     args: ['serve'],
     env: { NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     nodeArgs,
@@ -169,10 +169,10 @@ export function buildServer(): void {
   built = true;
 }
 
-/** `node dist/src/cli.js serve` (see `buildServer`) with `env` on top of the defaults (PORT=0, loopback, warn). */
+/** `node dist/src/tools/cli.js serve` (see `buildServer`) with `env` on top of the defaults (PORT=0, loopback, warn). */
 export function spawnBuiltServer(env: Record<string, string> = {}): ChildProcess {
   buildServer();
-  return spawnNode(['dist/src/cli.js', 'serve'], {
+  return spawnNode(['dist/src/tools/cli.js', 'serve'], {
     env: { ...process.env, NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
   });
 }

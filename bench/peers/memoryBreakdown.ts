@@ -41,7 +41,7 @@ const components: [string, RegExp][] = [
     /^Actor$|^Mailbox$|Map \.(children|keyedActors|pending)|reverseKeyedActors|\[xstate\]|\[machines\/|scope of self, name, at/,
   ],
   [
-    'connection handle and its indexes (src/connections.ts)',
+    'connection handle and its indexes (src/connections/registry.ts)',
     /^ConnectionHandle$|^EventEmitter$|Map \.(handles|byToken)|\[src\/connections\.ts\]/,
   ],
   ['presence index', /PresenceIndex|Map \.(users|connections|games)|^Date$/],

@@ -1,5 +1,5 @@
 /**
- * Peer 3, presenced itself (`node --import tsx src/cli.ts serve`, memory store or `REDIS_URL`).
+ * Peer 3, presenced itself (`node --import tsx src/tools/cli.ts serve`, memory store or `REDIS_URL`).
  * Clients speak tRPC's WebSocket protocol by hand (raw frames, superjson-encoded inputs) rather than
  * through `presenced/client`: with hundreds of clients in the benchmark process the typed client's
  * own cost (links, observables, superjson on both sides) would load the two cores the servers run

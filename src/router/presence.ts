@@ -1,14 +1,14 @@
 import { tracked } from '@trpc/server';
 import { input, type Member } from '../protocol.js';
-import { writeDirectlyAfterFirst } from '../directEvents.js';
-import { requestOf, shareable } from '../encoding.js';
+import { writeDirectlyAfterFirst } from '../wire/directEvents.js';
+import { requestOf, shareable } from '../wire/encoding.js';
 import { router, sessionProcedure, subscriptionSlot } from './trpc.js';
 
 export const presenceRouter = router({
   // Every subscriber of the game gets the same event object, serialised once for all of them. The
   // `sync` (or the replay) goes out through tRPC, after its `started`; once tRPC asks for the next
   // value, it has sent those, and the later events are written straight to the socket, in order,
-  // as they happen, instead of each making its way through tRPC's loop (src/directEvents.ts).
+  // as they happen, instead of each making its way through tRPC's loop (src/wire/directEvents.ts).
   game: sessionProcedure
     .use(subscriptionSlot)
     .use(async ({ getRawInput, next }) => next({ ctx: { request: requestOf(await getRawInput()) } }))

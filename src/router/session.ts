@@ -1,5 +1,5 @@
 import { on } from 'node:events';
-import type { ConnectionHandle } from '../connections.js';
+import type { ConnectionHandle } from '../connections/registry.js';
 import { input, type HeartbeatResult, type SessionEvent } from '../protocol.js';
 import { router, sessionProcedure, subscriptionSlot, type Services } from './trpc.js';
 
@@ -16,7 +16,7 @@ export const sessionRouter = router({
   info: sessionProcedure.query(({ ctx }) => ctx.services.connections.info(ctx.session)),
 
   // The typed contract of the hot path. Well-formed heartbeats of a live session are answered before
-  // tRPC, byte for byte as here (src/heartbeatFastPath.ts); this procedure answers the rest, errors
+  // tRPC, byte for byte as here (src/wire/heartbeatFastPath.ts); this procedure answers the rest, errors
   // included. The `authed` middleware already sent the activity to the actor.
   heartbeat: sessionProcedure.input(input.heartbeat).mutation(({ ctx }) => heartbeatResult(ctx.services, ctx.session)),
 

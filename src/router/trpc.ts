@@ -1,11 +1,11 @@
 import { initTRPC } from '@trpc/server';
 import type { Clock } from '../clock.js';
 import type { ResolvedConfig } from '../config.js';
-import type { ConnectionHandle, Connections } from '../connections.js';
+import type { ConnectionHandle, Connections } from '../connections/registry.js';
 import { clientMessage, PresenceError, toTRPCError } from '../errors.js';
-import type { PresenceIndex } from '../presence.js';
-import type { RateLimiter } from '../rateLimit.js';
-import { sharingTransformer } from '../encoding.js';
+import type { PresenceIndex } from '../presence/presenceIndex.js';
+import type { RateLimiter } from '../wire/rateLimit.js';
+import { sharingTransformer } from '../wire/encoding.js';
 import type { PresenceStore } from '../store/types.js';
 
 /** What every procedure can reach. One per server, shared by every socket. */
@@ -43,7 +43,7 @@ export interface ContextSocket {
 
 // `isDev: false`: stack traces go to the logs, never to clients, and so does the text of anything
 // unexpected (`clientMessage`). The transformer is superjson, with presence events serialised once
-// for all their subscribers (src/encoding.ts).
+// for all their subscribers (src/wire/encoding.ts).
 const t = initTRPC.context<Context>().create({
   transformer: sharingTransformer,
   isDev: false,

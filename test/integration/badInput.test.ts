@@ -2,7 +2,7 @@ import { SignJWT } from 'jose';
 import { pino } from 'pino';
 import superjson from 'superjson';
 import { describe, expect, it, vi } from 'vitest';
-import { signToken } from '../../src/auth.js';
+import { signToken } from '../../src/wire/auth.js';
 import type { LifecycleEvent } from '../../src/hooks.js';
 import {
   CloseCode,

@@ -11,7 +11,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECRET = 'a-test-secret-of-32-characters!!';
 
 function cli(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+  return spawn(process.execPath, ['--import', 'tsx', 'src/tools/cli.ts', ...args], {
     cwd: root,
     env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'silent', ...env },
   });
@@ -155,7 +155,7 @@ describe('presenced CLI', () => {
 
 describe('jwt auth in process', () => {
   it('a valid token connects as its sub; a non-admin token gets FORBIDDEN on admin procedures', async () => {
-    const { signToken } = await import('../../src/auth.js');
+    const { signToken } = await import('../../src/wire/auth.js');
     await using t = await startServer({ jwtSecret: SECRET });
     const token = await signToken({ secret: SECRET, userId: 'dave', ttl: '5m' });
     const dave = t.client('ignored', { userId: undefined, token });

@@ -4,7 +4,7 @@ import { frameTexts, RawSocket } from '../support/rawSocket.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 /**
- * After the first value, presence.game events are written to the socket directly (src/directEvents.ts)
+ * After the first value, presence.game events are written to the socket directly (src/wire/directEvents.ts)
  * for a subscription the encoder saw come in as a single message. A batch of one is not noted, so it
  * goes through tRPC's loop all the way: two sockets subscribing the same way, one with the frame and
  * one with the frame in a batch, must receive the same bytes.

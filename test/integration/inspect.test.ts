@@ -2,7 +2,7 @@ import { createWebSocketReceiver, type StatelyInspectionEvent } from '@statelyai
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
-import { signToken } from '../../src/auth.js';
+import { signToken } from '../../src/wire/auth.js';
 import { freePort } from '../support/redis.js';
 import { startServer } from '../support/server.js';
 

@@ -1,6 +1,6 @@
 import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { signToken } from '../../src/auth.js';
+import { signToken } from '../../src/wire/auth.js';
 import { CloseCode, type SessionInfo } from '../../src/protocol.js';
 import { RawSocket } from '../support/rawSocket.js';
 import { startServer } from '../support/server.js';

@@ -20,7 +20,7 @@ interface ServerProcess {
 
 /** `presenced serve` as its own process, as users run it. */
 async function serve(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/tools/cli.ts', 'serve'], {
     cwd: root,
     env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'warn', ...env },
   });

@@ -1,7 +1,7 @@
 import type { AnyActorRef, AnyStateMachine, InspectionEvent, Observer } from 'xstate';
-import { graphOf } from '../../src/machineGraph.js';
+import { graphOf } from '../../src/tools/machineGraph.js';
 
-/** A transition as `graphOf` (src/machineGraph.ts) draws it: source state, event, target state, guard. */
+/** A transition as `graphOf` (src/tools/machineGraph.ts) draws it: source state, event, target state, guard. */
 export interface TransitionKey {
   from: string;
   event: string;

@@ -92,7 +92,7 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
 
   const shards = () => shardsOf(supervisor.getSnapshot().children as Record<string, AnyActorRef | undefined>);
   const connection = (id: string) => supervisor.system.get(id) as ActorRefFrom<typeof connectionMachine> | undefined;
-  /** Restored connections without an actor yet, as the server keeps them (src/connections.ts). */
+  /** Restored connections without an actor yet, as the server keeps them (src/connections/registry.ts). */
   let asleep = new Map<string, { shard: string; slot: number; snapshot: PersistedConnection }>();
   /** Every live connection by shard, oldest shard first: actors and restored ones without one. */
   const liveConnections = () =>
@@ -148,7 +148,7 @@ export function supervisorMachineDriver(recorder: TransitionRecorder) {
       clock = new SimulatedClock();
       clock.set(lostAt + 1_000);
       timers = createTimerActions(clock);
-      // As the server does (src/connections.ts `start`): sealed shards counting the connections,
+      // As the server does (src/connections/registry.ts `start`): sealed shards counting the connections,
       // which get their actors only when something happens to them.
       const restored = restoredSupervisorSnapshot(persisted.length, SHARD_CAPACITY);
       supervisor = create(persisted.length > 0 ? restored.snapshot : undefined);

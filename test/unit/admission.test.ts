@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Admission } from '../../src/admission.js';
+import { Admission } from '../../src/wire/admission.js';
 
 /** A clock whose timers run only when the test says so. */
 function manualClock() {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isBatchLargerThan } from '../../src/batchGuard.js';
+import { isBatchLargerThan } from '../../src/wire/batchGuard.js';
 
 const frame = (text: string) => Buffer.from(text, 'utf8');
 const batch = (n: number) => frame(JSON.stringify(Array.from({ length: n }, (_, id) => ({ id, method: 'query' }))));

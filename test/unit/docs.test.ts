@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { machinesDocPath, readmePath, renderDiagrams } from '../../scripts/docs.js';
 import { configFields } from '../../src/config.js';
-import { machines } from '../../src/machineGraph.js';
+import { machines } from '../../src/tools/machineGraph.js';
 
 const readme = readFileSync(readmePath, 'utf8');
 

@@ -3,7 +3,7 @@ import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { PresenceError } from '../../src/errors.js';
 import type { PresenceEvent } from '../../src/protocol.js';
-import { shareable, sharingEncoder, sharingTransformer } from '../../src/encoding.js';
+import { shareable, sharingEncoder, sharingTransformer } from '../../src/wire/encoding.js';
 
 const member = (n: number) => ({
   userId: `user.${n}`,

@@ -1,7 +1,7 @@
 import { transformTRPCResponse } from '@trpc/server';
 import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
-import { heartbeatReply, parseHeartbeatCall, type HeartbeatCall } from '../../src/heartbeatFastPath.js';
+import { heartbeatReply, parseHeartbeatCall, type HeartbeatCall } from '../../src/wire/heartbeatFastPath.js';
 import type { HeartbeatResult } from '../../src/protocol.js';
 import { appRouter } from '../../src/router/index.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { keepAliveSweepMs, sweepKeepAlive, type Liveness, type PingSocket } from '../../src/keepAlive.js';
+import { keepAliveSweepMs, sweepKeepAlive, type Liveness, type PingSocket } from '../../src/wire/keepAlive.js';
 
 function socket() {
   const sent: string[] = [];

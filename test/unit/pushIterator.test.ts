@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createPushIterator } from '../../src/pushIterator.js';
+import { createPushIterator } from '../../src/presence/pushIterator.js';
 
 describe('push iterator', () => {
   it('hands values to next() in order, queued or awaited', async () => {

@@ -1,7 +1,7 @@
 import { errors, jwtVerify, SignJWT, type JWTVerifyOptions } from 'jose';
-import type { ResolvedConfig } from './config.js';
-import { PresenceError } from './errors.js';
-import { userIdSchema } from './protocol.js';
+import type { ResolvedConfig } from '../config.js';
+import { PresenceError } from '../errors.js';
+import { userIdSchema } from '../protocol.js';
 
 export interface Identity {
   userId: string;

@@ -1,7 +1,7 @@
 import { WebSocket } from 'ws';
-import { input, type HeartbeatResult } from './protocol.js';
-import { heartbeatResult } from './router/session.js';
-import type { Context, ContextSocket } from './router/trpc.js';
+import { input, type HeartbeatResult } from '../protocol.js';
+import { heartbeatResult } from '../router/session.js';
+import type { Context, ContextSocket } from '../router/trpc.js';
 import { sharingTransformer } from './encoding.js';
 
 /**

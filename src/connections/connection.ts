@@ -7,11 +7,11 @@ import {
   type ConnectionState,
   type connectionMachine,
   type PersistedConnection,
-} from '../machines/connection.js';
-import type { ClosableSocket } from './closeSocket.js';
-import { CloseCode, type AdminConnection, type EndReason, type SessionInfo, type SessionState } from './protocol.js';
-import { MAX_HISTORY_GAMES } from './store/record.js';
-import type { ConnectionRecord } from './store/types.js';
+} from '../../machines/connection.js';
+import type { ClosableSocket } from '../wire/closeSocket.js';
+import { CloseCode, type AdminConnection, type EndReason, type SessionInfo, type SessionState } from '../protocol.js';
+import { MAX_HISTORY_GAMES } from '../store/record.js';
+import type { ConnectionRecord } from '../store/types.js';
 
 /** The part of a WebSocket the runtime needs. */
 export type SocketLike = ClosableSocket;

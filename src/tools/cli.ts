@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { signToken } from './auth.js';
-import { ConfigError, configFromEnv, MIN_JWT_SECRET_BYTES, utf8Bytes } from './config.js';
+import { signToken } from '../wire/auth.js';
+import { ConfigError, configFromEnv, MIN_JWT_SECRET_BYTES, utf8Bytes } from '../config.js';
 import { exportMachines } from './machineGraph.js';
-import { createPresenceServer } from './server.js';
+import { createPresenceServer } from '../server.js';
 
 const usage = `usage:
   presenced [serve]                                   run the server (configured by environment variables)

@@ -1,7 +1,7 @@
 import type { CombinedDataTransformer } from '@trpc/server';
 import { jsonEncoder, type Encoder } from '@trpc/server/adapters/ws';
 import superjson, { type SuperJSONResult } from 'superjson';
-import { PresenceError } from './errors.js';
+import { PresenceError } from '../errors.js';
 
 /**
  * One presence event goes to every subscriber of its game as the same object, and tRPC serialised

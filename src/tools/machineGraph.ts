@@ -1,7 +1,7 @@
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
-import { connectionMachine } from '../machines/connection.js';
-import { shardMachine } from '../machines/shard.js';
-import { supervisorMachine } from '../machines/supervisor.js';
+import { connectionMachine } from '../../machines/connection.js';
+import { shardMachine } from '../../machines/shard.js';
+import { supervisorMachine } from '../../machines/supervisor.js';
 
 /** Every machine presenced runs, by name. */
 export const machines = {

@@ -9,17 +9,17 @@ import {
   type ConnectionTiming,
   type PersistedConnection,
   wakeable,
-} from '../machines/connection.js';
-import { shardMachine } from '../machines/shard.js';
-import { createTimerActions } from '../machines/timers.js';
-import { restoredSupervisorSnapshot, supervisorMachine } from '../machines/supervisor.js';
-import type { Clock } from './clock.js';
-import { closeFirmly } from './closeSocket.js';
-import { LogThrottle } from './logThrottle.js';
-import type { ResolvedConfig } from './config.js';
-import { PresenceError } from './errors.js';
-import type { LifecycleEvent, PresenceHooks } from './hooks.js';
-import type { ConnectionView, PresenceIndex } from './presence.js';
+} from '../../machines/connection.js';
+import { shardMachine } from '../../machines/shard.js';
+import { createTimerActions } from '../../machines/timers.js';
+import { restoredSupervisorSnapshot, supervisorMachine } from '../../machines/supervisor.js';
+import type { Clock } from '../clock.js';
+import { closeFirmly } from '../wire/closeSocket.js';
+import { LogThrottle } from '../wire/logThrottle.js';
+import type { ResolvedConfig } from '../config.js';
+import { PresenceError } from '../errors.js';
+import type { LifecycleEvent, PresenceHooks } from '../hooks.js';
+import type { ConnectionView, PresenceIndex } from '../presence/presenceIndex.js';
 import {
   CloseCode,
   type AdminConnection,
@@ -27,8 +27,8 @@ import {
   type Member,
   type SessionEvent,
   type SessionInfo,
-} from './protocol.js';
-import type { HistoryRecord, PresenceStore } from './store/types.js';
+} from '../protocol.js';
+import type { HistoryRecord, PresenceStore } from '../store/types.js';
 import {
   closeCodeFor,
   ConnectionHandle,
@@ -36,9 +36,9 @@ import {
   type ConnectionActor,
   type RestorableRecord,
   type SocketLike,
-} from './connectionHandle.js';
+} from './connection.js';
 
-export { ConnectionHandle, type RestorableRecord, type SocketLike } from './connectionHandle.js';
+export { ConnectionHandle, type RestorableRecord, type SocketLike } from './connection.js';
 
 export interface OpenRequest {
   userId: string;

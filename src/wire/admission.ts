@@ -1,4 +1,4 @@
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 
 /**
  * Who may hold a socket. Anyone on the internet can open one, so a socket that has not proven who it

@@ -1,7 +1,7 @@
 import type { TrackedEnvelope } from '@trpc/server';
 import { WebSocket } from 'ws';
-import type { PushIterator } from './pushIterator.js';
-import type { ContextSocket } from './router/trpc.js';
+import type { PushIterator } from '../presence/pushIterator.js';
+import type { ContextSocket } from '../router/trpc.js';
 import { subscriptionFrame, type SubscriptionRequest } from './encoding.js';
 
 /**

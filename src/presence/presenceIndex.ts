@@ -8,7 +8,7 @@ import type {
   StateCounts,
   UserPresence,
   UserStatus,
-} from './protocol.js';
+} from '../protocol.js';
 import { createPushIterator, type PushIterator } from './pushIterator.js';
 
 /**

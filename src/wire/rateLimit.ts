@@ -1,4 +1,4 @@
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 
 /** A token bucket: `rate` calls per second on average, bursts up to `burst`. */
 export class RateLimiter {

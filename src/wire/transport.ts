@@ -7,17 +7,17 @@ import { Admission, type AdmissionCounts } from './admission.js';
 import { isBatchLargerThan } from './batchGuard.js';
 import type { Authenticate, ConnectionParams } from './auth.js';
 import { closeFirmly } from './closeSocket.js';
-import type { ConnectionHandle } from './connections.js';
-import { identifyError, PresenceError } from './errors.js';
+import type { ConnectionHandle } from '../connections/registry.js';
+import { identifyError, PresenceError } from '../errors.js';
 import { answerHeartbeat } from './heartbeatFastPath.js';
-import type { PresenceHooks } from './hooks.js';
+import type { PresenceHooks } from '../hooks.js';
 import { keepAliveSweepMs, sweepKeepAlive, type Liveness } from './keepAlive.js';
 import { LogThrottle } from './logThrottle.js';
-import { CloseCode } from './protocol.js';
+import { CloseCode } from '../protocol.js';
 import { RateLimiter } from './rateLimit.js';
 import { sharingEncoder, sharingTransformer } from './encoding.js';
-import type { AppRouter } from './router/index.js';
-import type { Context, Services } from './router/trpc.js';
+import type { AppRouter } from '../router/index.js';
+import type { Context, Services } from '../router/trpc.js';
 
 export const TRPC_PATH = '/trpc';
 
@@ -222,11 +222,11 @@ export function attachTransport(options: TransportOptions) {
     wss,
     router,
     createContext: (opts) => createContext(opts.res, opts.info.connectionParams),
-    // Ours (src/keepAlive.ts), on one sweep instead of two timers per socket.
+    // Ours (src/wire/keepAlive.ts), on one sweep instead of two timers per socket.
     keepAlive: { enabled: false },
     // A batch larger than the burst would only be refused call by call (`route` answers it once).
     maxBatchSize,
-    // JSON, with presence events written once for all their subscribers (src/encoding.ts).
+    // JSON, with presence events written once for all their subscribers (src/wire/encoding.ts).
     experimental_encoder: sharingEncoder,
     onError({ error, path }) {
       // A frame ws refused (over maxPayload, invalid UTF-8, a bad opcode): ws closes that socket
