@@ -8,7 +8,9 @@ import { createConnections, type RestorableRecord } from './connections/registry
 import type { PresenceHooks } from './hooks.js';
 import { createHttpHandler } from './wire/http.js';
 import { createInspection } from './tools/inspect.js';
+import { Feeds, Topics } from './presence/feeds.js';
 import { PresenceIndex } from './presence/presenceIndex.js';
+import { LocalBus } from './presence/topic.js';
 import { appRouter } from './router/index.js';
 import type { Services } from './router/trpc.js';
 import { createMemoryStore } from './store/memory.js';
@@ -81,7 +83,14 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     (config.redisUrl
       ? createRedisStore({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, logger })
       : createMemoryStore({ nodeId: config.nodeId }));
-  const presence = new PresenceIndex();
+  const topics = new Topics(new LocalBus(clock.now()));
+  const presence = new PresenceIndex({ topics });
+  const feeds = new Feeds({
+    topics,
+    presence,
+    clock,
+    stats: () => ({ nodeId: config.nodeId, ...presence.stats(), nodes: [config.nodeId] }),
+  });
   const inspection = config.inspect ? createInspection(config.inspect) : null;
   if (inspection)
     if (inspection && config.inspect) {
@@ -91,13 +100,14 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     config,
     store,
     presence,
+    feeds,
     clock,
     logger,
     hooks,
     shardCapacity,
     inspect: inspection?.observer,
   });
-  const services: Services = { config, connections, presence, store, clock };
+  const services: Services = { config, connections, presence, feeds, store, clock };
   let state: 'starting' | 'serving' | 'draining' | 'closed' = 'starting';
   // A function, so TypeScript does not narrow `state` across the awaits where close() can change it.
   const closed = () => state === 'closed';
@@ -214,6 +224,7 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       // Flush while the actors still run: a stopped actor's snapshot is not a live connection's.
       await flush();
       connections.stop();
+      feeds.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await store.close();

@@ -9,6 +9,8 @@ import {
   type Connections,
   type SocketLike,
 } from '../../src/connections/registry.js';
+import { Feeds, Topics } from '../../src/presence/feeds.js';
+import { LocalBus } from '../../src/presence/topic.js';
 import { PresenceIndex } from '../../src/presence/presenceIndex.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 
@@ -58,10 +60,18 @@ export interface EndCost {
 /** The real connect path of the server, with the in-memory store and a silent logger. */
 function createRuntime(shardCapacity: number): Connections {
   const config = configFromOptions({});
+  const topics = new Topics(new LocalBus(systemClock.now()));
+  const presence = new PresenceIndex({ topics });
   const connections = createConnections({
     config,
     store: createMemoryStore({ nodeId: config.nodeId }),
-    presence: new PresenceIndex(),
+    presence,
+    feeds: new Feeds({
+      topics,
+      presence,
+      clock: systemClock,
+      stats: () => ({ nodeId: config.nodeId, ...presence.stats(), nodes: [] }),
+    }),
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     hooks: {},

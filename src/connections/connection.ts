@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { ActorRefFrom } from 'xstate';
 import {
   restoredSnapshot,
@@ -40,8 +39,6 @@ export const hashToken = (token: string) => createHash('sha256').update(token).d
 
 /** One connection as the server sees it: its actor, its socket (if any), its session events. */
 export class ConnectionHandle {
-  /** Session events for `session.events` (`'event'`, with a `SessionEvent`). */
-  readonly events = new EventEmitter();
   /** The actor's context as of its last report: deadlines, game, lastSeen. */
   context: ConnectionContext;
   state: ConnectionState = 'connected';
@@ -86,7 +83,6 @@ export class ConnectionHandle {
   ) {
     this.socket = socket;
     this.context = context;
-    this.events.setMaxListeners(0);
   }
 
   /** It is in `gameId` now: the most recent game of its history, the oldest beyond the limit dropped. */

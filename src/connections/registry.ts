@@ -19,6 +19,7 @@ import { LogThrottle } from '../wire/logThrottle.js';
 import type { ResolvedConfig } from '../config.js';
 import { PresenceError } from '../errors.js';
 import type { LifecycleEvent, PresenceHooks } from '../hooks.js';
+import type { Feeds } from '../presence/feeds.js';
 import type { ConnectionView, PresenceIndex } from '../presence/presenceIndex.js';
 import {
   CloseCode,
@@ -53,6 +54,8 @@ export interface ConnectionsOptions {
   config: ResolvedConfig;
   store: PresenceStore;
   presence: PresenceIndex;
+  /** Where session events go (`session.events`). */
+  feeds: Pick<Feeds, 'publishSession' | 'endSession'>;
   clock: Clock;
   logger: Logger;
   hooks: PresenceHooks;
@@ -75,7 +78,7 @@ export type Connections = ReturnType<typeof createConnections>;
  * user policies live here.
  */
 export function createConnections(options: ConnectionsOptions) {
-  const { config, store, presence, clock, logger, hooks } = options;
+  const { config, store, presence, feeds, clock, logger, hooks } = options;
   const endTimeoutMs = options.endTimeoutMs ?? 2_000;
   // Ends during a Redis outage: any client can cause them (connect, leave, again).
   const throttled = new LogThrottle(logger, () => clock.now());
@@ -115,7 +118,7 @@ export function createConnections(options: ConnectionsOptions) {
   }
 
   function emit(handle: ConnectionHandle, event: SessionEvent) {
-    handle.events.emit('event', event);
+    feeds.publishSession(handle.connectionId, event);
   }
 
   // Closing right away would drop the reply or event that announced the close: tRPC sends it in a
@@ -194,7 +197,7 @@ export function createConnections(options: ConnectionsOptions) {
     if (reason === 'replaced' && handle.replacedBy) emit(handle, { type: 'replaced', by: handle.replacedBy });
     emit(handle, { type: 'expired', reason });
     if (socket) closeSoon(socket, closeCodeFor[reason], reason);
-    handle.events.removeAllListeners();
+    feeds.endSession(handle.connectionId);
   }
 
   /**
@@ -583,7 +586,7 @@ export function createConnections(options: ConnectionsOptions) {
       supervisor?.send({ type: 'STOP' });
       supervisor?.stop();
       timers.dispose();
-      for (const handle of handles.values()) handle.events.removeAllListeners();
+      for (const handle of handles.values()) feeds.endSession(handle.connectionId);
       handles.clear();
       byToken.clear();
     },

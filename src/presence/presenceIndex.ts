@@ -1,4 +1,3 @@
-import { EventEmitter, on } from 'node:events';
 import type {
   EndReason,
   LeaveReason,
@@ -9,7 +8,8 @@ import type {
   UserPresence,
   UserStatus,
 } from '../protocol.js';
-import { createPushIterator, type PushIterator } from './pushIterator.js';
+import { topicName, type Topics } from './feeds.js';
+import type { Topic } from './topic.js';
 
 /**
  * What presence knows of one connection: exactly what its actor reported when it last entered a
@@ -24,17 +24,10 @@ export interface ConnectionView {
   lastSeen(): number;
 }
 
-export interface TrackedPresenceEvent {
-  /** Increasing per game (one counter for every game of this process). */
-  id: string;
-  event: PresenceEvent;
-}
-
 interface GameEntry {
   members: Map<string, ConnectionView>;
-  /** The last `retain` events, oldest first. */
-  log: TrackedPresenceEvent[];
-  subscribers: number;
+  /** Its presence events: held while the game has members or subscribers. */
+  topic: Topic<PresenceEvent>;
 }
 
 interface UserEntry {
@@ -43,6 +36,8 @@ interface UserEntry {
 }
 
 export interface PresenceIndexOptions {
+  /** Where game and user events are published. */
+  topics: Topics;
   /** Events kept per game for `lastEventId` replay. @default 512 */
   retain?: number;
 }
@@ -73,28 +68,28 @@ function statusOf(connections: Map<string, ConnectionView>): UserStatus {
 
 /**
  * Members per game and connections per user, derived from connection actors' reports and from
- * nothing else, so it cannot drift from the actors. Emits `game:<id>`, `user:<id>` and `stats`.
+ * nothing else, so it cannot drift from the actors. Publishes each game's presence events and each
+ * user's presence changes to their topics, and tells `onChange` after every change.
  */
 export class PresenceIndex {
   private readonly connections = new Map<string, ConnectionView>();
   private readonly games = new Map<string, GameEntry>();
   private readonly users = new Map<string, UserEntry>();
-  private readonly emitter = new EventEmitter();
   private readonly counts: StateCounts = { connected: 0, inGame: 0, stale: 0 };
+  private readonly topics: Topics;
   private readonly retain: number;
-  private seq = 0;
-  /** While set, games publish no events (see `quietly`). */
+  private changed: () => void = () => {};
+  /** While set, nothing is published (see `quietly`). */
   private quiet = false;
-  /**
-   * Ids are `<process epoch>-<sequence>`, fixed width, so they increase as strings within and across
-   * restarts. A bare counter would start again at 1 after a restart, and a client re-subscribing with
-   * an id from the old process would be "replayed" the unrelated events of the new one.
-   */
-  private readonly epoch = Date.now().toString(36).padStart(9, '0');
 
-  constructor(options: PresenceIndexOptions = {}) {
+  constructor(options: PresenceIndexOptions) {
+    this.topics = options.topics;
     this.retain = options.retain ?? 512;
-    this.emitter.setMaxListeners(0);
+  }
+
+  /** `listener` runs after every change of members, states or users (one listener). */
+  onChange(listener: () => void): void {
+    this.changed = listener;
   }
 
   /** A connection entered `view.state`. */
@@ -117,7 +112,7 @@ export class PresenceIndex {
       }
     }
     this.updateUser(view.userId, (connections) => connections.set(view.connectionId, view));
-    if (!this.quiet) this.emitter.emit('stats');
+    if (!this.quiet) this.changed();
   }
 
   /** A connection ended. */
@@ -128,11 +123,11 @@ export class PresenceIndex {
     this.counts[previous.state]--;
     if (previous.gameId) this.leaveGame(previous, reason);
     this.updateUser(previous.userId, (connections) => connections.delete(connectionId));
-    if (!this.quiet) this.emitter.emit('stats');
+    if (!this.quiet) this.changed();
   }
 
   /**
-   * Runs `fn` without publishing game, user or stats events: for a restore, before the node accepts
+   * Runs `fn` without publishing game, user or change events: for a restore, before the node accepts
    * any socket, when no subscriber can exist to miss them (and a re-subscriber from before a restart
    * gets a `sync` anyway). Members, counts and user presence are updated as usual; one `stats` event
    * follows.
@@ -143,7 +138,7 @@ export class PresenceIndex {
       fn();
     } finally {
       this.quiet = false;
-      this.emitter.emit('stats');
+      this.changed();
     }
   }
 
@@ -178,70 +173,9 @@ export class PresenceIndex {
     };
   }
 
-  /**
-   * The events of a game for one subscriber, each passed through `wrap`: what it missed since
-   * `lastEventId` when that is still retained, a `sync` otherwise, then every new event. Ends when
-   * `signal` aborts or the consumer returns.
-   */
-  subscribeGame<T>(
-    gameId: string,
-    lastEventId: string | undefined,
-    signal: AbortSignal,
-    wrap: (tracked: TrackedPresenceEvent) => T,
-  ): PushIterator<T> {
-    const game = this.game(gameId);
-    const name = `game:${gameId}`;
-    let last = '';
-    const deliver = (tracked: TrackedPresenceEvent) => {
-      // Ids increase: anything at or before the last one delivered was delivered already.
-      if (tracked.id <= last) return;
-      last = tracked.id;
-      events.push(wrap(tracked));
-    };
-    const stop = () => events.end();
-    const events = createPushIterator<T>(() => {
-      this.emitter.off(name, deliver);
-      signal.removeEventListener('abort', stop);
-      game.subscribers--;
-      this.dropIfUnused(gameId);
-    });
-    game.subscribers++;
-    this.emitter.on(name, deliver);
-    signal.addEventListener('abort', stop);
-    const missed = this.replay(game, lastEventId);
-    if (missed) {
-      for (const tracked of missed) deliver(tracked);
-    } else {
-      // The newest retained event of this game, so a re-subscribe with this id replays from here.
-      last = game.log.at(-1)?.id ?? this.idOf(this.seq);
-      events.push(wrap({ id: last, event: { type: 'sync', gameId, members: this.members(gameId) } }));
-    }
-    if (signal.aborted) stop();
-    return events;
-  }
-
-  /** The user's presence now, then every change of status or connection count. */
-  async *subscribeUser(userId: string, signal: AbortSignal) {
-    const live = on(this.emitter, `user:${userId}`, { signal });
-    yield this.user(userId);
-    for await (const [presence] of live as AsyncIterable<[UserPresence]>) yield presence;
-  }
-
-  /** Stats now, then after every change (callers throttle). */
-  onStats(listener: () => void): () => void {
-    this.emitter.on('stats', listener);
-    return () => this.emitter.off('stats', listener);
-  }
-
-  private idOf(seq: number): string {
-    return `${this.epoch}-${String(seq).padStart(12, '0')}`;
-  }
-
-  private replay(game: GameEntry, lastEventId: string | undefined): TrackedPresenceEvent[] | null {
-    if (lastEventId === undefined) return null;
-    const index = game.log.findIndex((tracked) => tracked.id === lastEventId);
-    if (index === -1) return null;
-    return game.log.slice(index + 1);
+  /** The topic of a game's presence events, held from now on while the game has members or subscribers. */
+  gameTopic(gameId: string): Topic<PresenceEvent> {
+    return this.game(gameId).topic;
   }
 
   private leaveGame(view: ConnectionView, reason: LeaveReason) {
@@ -255,22 +189,27 @@ export class PresenceIndex {
 
   private game(gameId: string): GameEntry {
     let game = this.games.get(gameId);
-    if (!game) this.games.set(gameId, (game = { members: new Map(), log: [], subscribers: 0 }));
+    if (!game) {
+      const topic = this.topics.hold(topicName.game(gameId), {
+        retain: this.retain,
+        onUnsubscribed: () => this.dropIfUnused(gameId),
+      });
+      this.games.set(gameId, (game = { members: new Map(), topic }));
+    }
     return game;
   }
 
+  /** A game without members or subscribers is forgotten, its retained events with it. */
   private dropIfUnused(gameId: string) {
     const game = this.games.get(gameId);
-    if (game && game.members.size === 0 && game.subscribers === 0) this.games.delete(gameId);
+    if (!game || game.members.size > 0 || game.topic.subscriberCount > 0) return;
+    this.games.delete(gameId);
+    this.topics.release(game.topic.name);
   }
 
   private publish(gameId: string, event: PresenceEvent) {
     if (this.quiet) return;
-    const game = this.game(gameId);
-    const tracked = { id: this.idOf(++this.seq), event };
-    game.log.push(tracked);
-    if (game.log.length > this.retain) game.log.shift();
-    this.emitter.emit(`game:${gameId}`, tracked);
+    this.game(gameId).topic.publish(event);
   }
 
   private updateUser(userId: string, change: (connections: Map<string, ConnectionView>) => void) {
@@ -291,6 +230,6 @@ export class PresenceIndex {
     const changed = next.status !== entry.presence.status || next.connections !== entry.presence.connections;
     entry.presence = next;
     if (entry.connections.size === 0) this.users.delete(userId);
-    if (changed && !this.quiet) this.emitter.emit(`user:${userId}`, next);
+    if (changed && !this.quiet) this.topics.publish(topicName.user(userId), next);
   }
 }

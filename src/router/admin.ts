@@ -1,29 +1,9 @@
 import { PresenceError } from '../errors.js';
-import { input, type AdminStats, type HistoryEntry } from '../protocol.js';
+import { input, type HistoryEntry } from '../protocol.js';
 import type { HistoryRecord, PresenceStore } from '../store/types.js';
-import { adminProcedure, router, subscriptionSlot, type Services } from './trpc.js';
+import { adminProcedure, router, subscriptionSlot } from './trpc.js';
 
 type HistoryQuery = Parameters<PresenceStore['history']>[0];
-
-/** `admin.watch` sends at most this often. */
-const WATCH_INTERVAL_MS = 100;
-
-function stats(services: Services): AdminStats {
-  return { nodeId: services.config.nodeId, ...services.presence.stats(), nodes: [services.config.nodeId] };
-}
-
-/** Resolves when `presence` reports a change or `signal` aborts. */
-function nextChange(services: Services, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      off();
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const off = services.presence.onStats(done);
-    signal.addEventListener('abort', done);
-  });
-}
 
 /**
  * The store's history. While the store is unreachable that is UNAVAILABLE, to be retried, and not
@@ -41,7 +21,7 @@ async function storedHistory(store: PresenceStore, query: HistoryQuery): Promise
 }
 
 export const adminRouter = router({
-  stats: adminProcedure.query(({ ctx }) => stats(ctx.services)),
+  stats: adminProcedure.query(({ ctx }) => ctx.services.feeds.statsNow()),
 
   connections: adminProcedure
     .input(input.connectionsQuery)
@@ -62,19 +42,8 @@ export const adminRouter = router({
     return records.map((r) => ({ ...r, connectedAt: new Date(r.connectedAt), endedAt: new Date(r.endedAt) }));
   }),
 
-  watch: adminProcedure.use(subscriptionSlot).subscription(async function* ({ ctx, signal }) {
-    const abort = signal ?? new AbortController().signal;
-    let last = stats(ctx.services);
-    yield last;
-    while (!abort.aborted) {
-      await nextChange(ctx.services, abort);
-      // Coalesce bursts: wait out the interval, then send the value as it is by then.
-      await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
-      if (abort.aborted) return;
-      const current = stats(ctx.services);
-      if (JSON.stringify(current) === JSON.stringify(last)) continue;
-      last = current;
-      yield current;
-    }
-  }),
+  // The value now, then whenever it changes, at most once per 100 ms.
+  watch: adminProcedure
+    .use(subscriptionSlot)
+    .subscription(({ ctx, signal }) => ctx.services.feeds.adminStats(signal ?? new AbortController().signal)),
 });

@@ -14,21 +14,20 @@ export const presenceRouter = router({
     .use(async ({ getRawInput, next }) => next({ ctx: { request: requestOf(await getRawInput()) } }))
     .input(input.presenceGame)
     .subscription(({ ctx, input, signal }) => {
-      const events = ctx.services.presence.subscribeGame(
-        input.gameId,
-        input.lastEventId,
-        signal ?? new AbortController().signal,
-        ({ id, event }) => tracked(id, shareable(event)),
-      );
+      const events = ctx.services.feeds.game(input.gameId, {
+        lastEventId: input.lastEventId,
+        signal: signal ?? new AbortController().signal,
+        wrap: ({ id, data }) => tracked(id, shareable(data)),
+      });
       return ctx.request ? writeDirectlyAfterFirst(events, ctx.socket, ctx.request) : events;
     }),
 
   user: sessionProcedure
     .use(subscriptionSlot)
     .input(input.user)
-    .subscription(async function* ({ ctx, input, signal }) {
-      yield* ctx.services.presence.subscribeUser(input.userId, signal ?? new AbortController().signal);
-    }),
+    .subscription(({ ctx, input, signal }) =>
+      ctx.services.feeds.user(input.userId, signal ?? new AbortController().signal),
+    ),
 
   isOnline: sessionProcedure
     .input(input.user)

@@ -1,6 +1,5 @@
-import { on } from 'node:events';
 import type { ConnectionHandle } from '../connections/registry.js';
-import { input, type HeartbeatResult, type SessionEvent } from '../protocol.js';
+import { input, type HeartbeatResult } from '../protocol.js';
 import { router, sessionProcedure, subscriptionSlot, type Services } from './trpc.js';
 
 /** What `session.heartbeat` answers, once the call has been counted as activity. */
@@ -28,11 +27,10 @@ export const sessionRouter = router({
     return { ok: true as const };
   }),
 
-  events: sessionProcedure.use(subscriptionSlot).subscription(async function* ({ ctx, signal }) {
-    const events = on(ctx.session.events, 'event', { signal }) as AsyncIterable<[SessionEvent]>;
-    for await (const [event] of events) {
-      yield event;
-      if (event.type === 'expired') return;
-    }
-  }),
+  // Ends after the session's last event (`expired`): its topic closes when the session ends.
+  events: sessionProcedure
+    .use(subscriptionSlot)
+    .subscription(({ ctx, signal }) =>
+      ctx.services.feeds.session(ctx.session.connectionId, signal ?? new AbortController().signal),
+    ),
 });

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import type { ResolvedConfig } from '../config.js';
 import type { ConnectionHandle, Connections } from '../connections/registry.js';
 import { clientMessage, PresenceError, toTRPCError } from '../errors.js';
+import type { Feeds } from '../presence/feeds.js';
 import type { PresenceIndex } from '../presence/presenceIndex.js';
 import type { RateLimiter } from '../wire/rateLimit.js';
 import { sharingTransformer } from '../wire/encoding.js';
@@ -13,6 +14,8 @@ export interface Services {
   config: ResolvedConfig;
   connections: Connections;
   presence: PresenceIndex;
+  /** Every subscription's events: games, users, sessions, admin stats. */
+  feeds: Feeds;
   store: PresenceStore;
   clock: Clock;
 }

@@ -1,8 +1,12 @@
 import type { TrackedEnvelope } from '@trpc/server';
 import { WebSocket } from 'ws';
-import type { PushIterator } from '../presence/pushIterator.js';
 import type { ContextSocket } from '../router/trpc.js';
 import { subscriptionFrame, type SubscriptionRequest } from './encoding.js';
+
+/** A subscription's events that can be handed over as they happen instead of through `next()`. */
+interface RedirectableEvents<T> extends AsyncIterableIterator<T> {
+  redirect(write: (value: T) => void): void;
+}
 
 /**
  * A subscription's events after the first, written straight to its socket.
@@ -16,7 +20,7 @@ import { subscriptionFrame, type SubscriptionRequest } from './encoding.js';
  * bytes tRPC writes (a test compares them), and that `next()` resolves only at the end.
  */
 export function writeDirectlyAfterFirst<TData extends object>(
-  events: PushIterator<TrackedEnvelope<TData>>,
+  events: RedirectableEvents<TrackedEnvelope<TData>>,
   socket: ContextSocket,
   request: SubscriptionRequest,
 ): AsyncIterableIterator<TrackedEnvelope<TData>> {
@@ -31,7 +35,7 @@ export function writeDirectlyAfterFirst<TData extends object>(
       else events.redirect(write);
       return events.next();
     },
-    return: () => events.return(),
+    return: () => events.return?.() ?? Promise.resolve({ done: true, value: undefined }),
     [Symbol.asyncIterator]: () => iterator,
   };
   return iterator;
