@@ -28,14 +28,16 @@ export interface HoldOptions<T> {
 export class Topics {
   private readonly held = new Map<string, Topic<unknown>>();
 
+  /** The default when a topic's last subscriber leaves: one function for every topic, not a closure each. */
+  private readonly releaseTopic = (topic: { readonly name: string }) => this.release(topic.name);
+
   constructor(private readonly bus: Bus) {}
 
   /** The topic named `name`, held from now on. */
   hold<T>(name: TopicName<T>, options: HoldOptions<T> = {}): Topic<T> {
     const existing = this.held.get(name) as Topic<T> | undefined;
     if (existing) return existing;
-    const onUnsubscribed = options.onUnsubscribed ?? ((topic: Topic<T>) => this.release(topic.name));
-    const topic = new Topic<T>(name, this.bus, options.retain ?? 0, onUnsubscribed);
+    const topic = new Topic<T>(name, this.bus, options.retain ?? 0, options.onUnsubscribed ?? this.releaseTopic);
     this.held.set(name, topic as Topic<unknown>);
     return topic;
   }
@@ -76,7 +78,7 @@ export interface FeedsOptions {
 /** What a subscriber asks for: where it left off, when it stops, and how it wants each event. */
 export interface FeedRequest<T, TOut> {
   lastEventId?: string | undefined;
-  signal: AbortSignal;
+  signal?: AbortSignal | undefined;
   wrap: (event: TopicEvent<T>) => TOut;
 }
 
@@ -114,12 +116,12 @@ export class Feeds {
     });
   }
 
-  user(userId: string, signal: AbortSignal): TopicSubscription<UserPresence, UserPresence> {
+  user(userId: string, signal?: AbortSignal): TopicSubscription<UserPresence, UserPresence> {
     const topic = this.topics.hold(topicName.user(userId));
     return topic.subscribe({ signal, wrap: dataOf, first: () => this.presence.user(userId) });
   }
 
-  session(connectionId: string, signal: AbortSignal): TopicSubscription<SessionEvent, SessionEvent> {
+  session(connectionId: string, signal?: AbortSignal): TopicSubscription<SessionEvent, SessionEvent> {
     return this.topics.hold(topicName.session(connectionId)).subscribe({ signal, wrap: dataOf });
   }
 
@@ -138,7 +140,7 @@ export class Feeds {
     return this.stats();
   }
 
-  adminStats(signal: AbortSignal): TopicSubscription<AdminStats, AdminStats> {
+  adminStats(signal?: AbortSignal): TopicSubscription<AdminStats, AdminStats> {
     const topic = this.topics.hold(topicName.stats, {
       onUnsubscribed: () => {
         this.topics.release(topicName.stats);

@@ -72,8 +72,11 @@ export class LocalBus implements Bus {
 export interface SubscribeOptions<T, TOut> {
   /** The id of the last event the subscriber saw: what followed it is replayed if still retained. */
   lastEventId?: string | undefined;
-  /** Ends the subscription when it aborts. */
-  signal: AbortSignal;
+  /**
+   * Ends the subscription when it aborts. Optional: a consumer that calls `return()` when it stops
+   * needs none (an AbortSignal with its listener costs about 700 bytes per subscription).
+   */
+  signal?: AbortSignal | undefined;
   /** What the subscriber gets for each event (tRPC's `tracked(id, data)`, or the data alone). */
   wrap: (event: TopicEvent<T>) => TOut;
   /**
@@ -93,7 +96,8 @@ interface Subscriber<T> {
  * One subscriber's events: an async iterator (what tRPC reads; one `next()` at a time) that can also
  * hand events over as they happen (`redirect`). A class with no closures of its own: one is open for
  * nearly every connection (the typed client subscribes to `session.events`), so its size is paid per
- * connection. It listens for its signal's abort as an event listener object (`handleEvent`).
+ * connection. It listens for its signal's abort, if it has one, as an event listener object
+ * (`handleEvent`).
  */
 export class TopicSubscription<T, TOut> implements AsyncIterableIterator<TOut, undefined>, Subscriber<T> {
   private queue: TOut[] | null = null;
@@ -106,9 +110,9 @@ export class TopicSubscription<T, TOut> implements AsyncIterableIterator<TOut, u
   constructor(
     private readonly topic: Topic<T>,
     private readonly wrap: (event: TopicEvent<T>) => TOut,
-    private readonly signal: AbortSignal,
+    private readonly signal: AbortSignal | undefined,
   ) {
-    signal.addEventListener('abort', this);
+    signal?.addEventListener('abort', this);
   }
 
   /** Called by the topic for each event, in order. */
@@ -142,7 +146,7 @@ export class TopicSubscription<T, TOut> implements AsyncIterableIterator<TOut, u
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.signal.removeEventListener('abort', this);
+    this.signal?.removeEventListener('abort', this);
     this.topic.unsubscribe(this);
     if (this.waiting && !this.queue?.length) {
       const resolve = this.waiting;
@@ -192,8 +196,12 @@ export class TopicSubscription<T, TOut> implements AsyncIterableIterator<TOut, u
 /** One topic as this node holds it: its retained events and its subscribers here. */
 export class Topic<T> implements TopicReceiver {
   /** The last `retain` events, oldest first (none kept when `retain` is 0). */
-  private readonly log: TopicEvent<T>[] = [];
-  private readonly subscribers = new Set<Subscriber<T>>();
+  private log: TopicEvent<T>[] | null = null;
+  /**
+   * An array, not a Set: most topics have one subscriber (a session's), and an array of one is a
+   * fraction of a Set's size; leaving is rare next to delivering.
+   */
+  private readonly subscribers: Subscriber<T>[] = [];
 
   constructor(
     readonly name: string,
@@ -206,7 +214,7 @@ export class Topic<T> implements TopicReceiver {
   }
 
   get subscriberCount(): number {
-    return this.subscribers.size;
+    return this.subscribers.length;
   }
 
   publish(data: T): void {
@@ -215,23 +223,26 @@ export class Topic<T> implements TopicReceiver {
 
   subscribe<TOut>(options: SubscribeOptions<T, TOut>): TopicSubscription<T, TOut> {
     const subscription = new TopicSubscription<T, TOut>(this, options.wrap, options.signal);
-    if (options.signal.aborted) {
+    if (options.signal?.aborted) {
       subscription.end();
       return subscription;
     }
-    this.subscribers.add(subscription);
+    this.subscribers.push(subscription);
     const missed = this.missedSince(options.lastEventId);
     if (missed) for (const event of missed) subscription.deliver(event);
     else if (options.first) {
       // The newest retained event, so a re-subscribe with this id replays from here.
-      const id = this.log.at(-1)?.id ?? this.bus.currentId(this.name);
+      const id = this.log?.at(-1)?.id ?? this.bus.currentId(this.name);
       subscription.start({ id, data: options.first(id) });
     }
     return subscription;
   }
 
   unsubscribe(subscription: Subscriber<T>): void {
-    if (this.subscribers.delete(subscription) && this.subscribers.size === 0) this.onUnsubscribed(this);
+    const index = this.subscribers.indexOf(subscription);
+    if (index === -1) return;
+    this.subscribers.splice(index, 1);
+    if (this.subscribers.length === 0) this.onUnsubscribed(this);
   }
 
   /** Ends every subscription (values already queued are still handed out) and stops listening. */
@@ -243,15 +254,18 @@ export class Topic<T> implements TopicReceiver {
   /** From the bus: its events are this topic's, published as `T` (`Topics` names tie the two). */
   receive(event: TopicEvent<T>): void {
     if (this.retain > 0) {
-      this.log.push(event);
-      if (this.log.length > this.retain) this.log.shift();
+      const log = (this.log ??= []);
+      log.push(event);
+      if (log.length > this.retain) log.shift();
     }
-    for (const subscription of this.subscribers) subscription.deliver(event);
+    // A copy only when a subscriber could leave during delivery (one that ends on this event).
+    const subscribers = this.subscribers.length === 1 ? this.subscribers : [...this.subscribers];
+    for (const subscription of subscribers) subscription.deliver(event);
   }
 
   private missedSince(lastEventId: string | undefined): TopicEvent<T>[] | null {
     if (lastEventId === undefined) return null;
-    const index = this.log.findIndex((event) => event.id === lastEventId);
-    return index === -1 ? null : this.log.slice(index + 1);
+    const index = this.log?.findIndex((event) => event.id === lastEventId) ?? -1;
+    return index === -1 ? null : (this.log?.slice(index + 1) ?? null);
   }
 }

@@ -43,7 +43,5 @@ export const adminRouter = router({
   }),
 
   // The value now, then whenever it changes, at most once per 100 ms.
-  watch: adminProcedure
-    .use(subscriptionSlot)
-    .subscription(({ ctx, signal }) => ctx.services.feeds.adminStats(signal ?? new AbortController().signal)),
+  watch: adminProcedure.use(subscriptionSlot).subscription(({ ctx, signal }) => ctx.services.feeds.adminStats(signal)),
 });

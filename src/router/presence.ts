@@ -16,7 +16,7 @@ export const presenceRouter = router({
     .subscription(({ ctx, input, signal }) => {
       const events = ctx.services.feeds.game(input.gameId, {
         lastEventId: input.lastEventId,
-        signal: signal ?? new AbortController().signal,
+        signal: signal,
         wrap: ({ id, data }) => tracked(id, shareable(data)),
       });
       return ctx.request ? writeDirectlyAfterFirst(events, ctx.socket, ctx.request) : events;
@@ -25,9 +25,7 @@ export const presenceRouter = router({
   user: sessionProcedure
     .use(subscriptionSlot)
     .input(input.user)
-    .subscription(({ ctx, input, signal }) =>
-      ctx.services.feeds.user(input.userId, signal ?? new AbortController().signal),
-    ),
+    .subscription(({ ctx, input, signal }) => ctx.services.feeds.user(input.userId, signal)),
 
   isOnline: sessionProcedure
     .input(input.user)

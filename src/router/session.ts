@@ -30,7 +30,5 @@ export const sessionRouter = router({
   // Ends after the session's last event (`expired`): its topic closes when the session ends.
   events: sessionProcedure
     .use(subscriptionSlot)
-    .subscription(({ ctx, signal }) =>
-      ctx.services.feeds.session(ctx.session.connectionId, signal ?? new AbortController().signal),
-    ),
+    .subscription(({ ctx, signal }) => ctx.services.feeds.session(ctx.session.connectionId, signal)),
 });
