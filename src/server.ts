@@ -81,7 +81,7 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     (config.redisUrl
       ? createRedisStore({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, logger, clock })
       : createMemoryStore({ nodeId: config.nodeId, clock }));
-  const presence = new PresenceIndex({ clock });
+  const presence = new PresenceIndex();
   const inspection = config.inspect ? createInspection(config.inspect) : null;
   if (inspection)
     if (inspection && config.inspect) {

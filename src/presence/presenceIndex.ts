@@ -1,5 +1,4 @@
 import { EventEmitter, on } from 'node:events';
-import { systemClock, type Clock } from '../clock.js';
 import type {
   EndReason,
   LeaveReason,
@@ -46,8 +45,6 @@ interface UserEntry {
 export interface PresenceIndexOptions {
   /** Events kept per game for `lastEventId` replay. @default 512 */
   retain?: number;
-  /** Where event ids take their process epoch from. @default systemClock */
-  clock?: Pick<Clock, 'now'>;
 }
 
 export interface PresenceStats {
@@ -93,11 +90,10 @@ export class PresenceIndex {
    * restarts. A bare counter would start again at 1 after a restart, and a client re-subscribing with
    * an id from the old process would be "replayed" the unrelated events of the new one.
    */
-  private readonly epoch: string;
+  private readonly epoch = Date.now().toString(36).padStart(9, '0');
 
   constructor(options: PresenceIndexOptions = {}) {
     this.retain = options.retain ?? 512;
-    this.epoch = (options.clock ?? systemClock).now().toString(36).padStart(9, '0');
     this.emitter.setMaxListeners(0);
   }
 

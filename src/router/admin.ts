@@ -69,7 +69,7 @@ export const adminRouter = router({
     while (!abort.aborted) {
       await nextChange(ctx.services, abort);
       // Coalesce bursts: wait out the interval, then send the value as it is by then.
-      await new Promise((resolve) => ctx.services.clock.setTimeout(() => resolve(undefined), WATCH_INTERVAL_MS));
+      await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
       if (abort.aborted) return;
       const current = stats(ctx.services);
       if (JSON.stringify(current) === JSON.stringify(last)) continue;
