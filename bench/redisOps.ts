@@ -1,5 +1,5 @@
 /**
- * Issue 3, scenario 1: Redis commands per operation. `presenced serve` is a child process with
+ * Redis suite, scenario 1: Redis commands per operation. `presenced serve` is a child process with
  * REDIS_URL pointing at a private redis-server; the clients are raw tRPC sessions in this process.
  * Commands are read from Redis' own counters (`INFO commandstats`) before and after each phase.
  */
@@ -30,9 +30,9 @@ const HEARTBEAT_MS = 2_500;
 const STALE_MS = 6_000;
 const CLOSED_LOOP_WARMUP_MS = 500;
 
-/** Commands per operation of the hand-rolled pattern that presenced replaces (issue 3). */
+/** Commands per operation of the hand-rolled pattern that presenced replaces (Socket.IO + Redis, counted by hand). */
 const REFERENCE = { connect: 5, heartbeat: 5, join: 6, members: 51 } as const;
-/** Issue 3's targets, in Redis commands per operation. */
+/** The targets, in Redis commands per operation. */
 const TARGET = { connect: 2, join: 2, members: 1, heartbeat: 0.2 } as const;
 
 interface Phase {
@@ -343,7 +343,7 @@ async function stopServers(servers: Servers) {
   await servers.heartbeat.redis[Symbol.asyncDispose]();
 }
 
-/** Issue 3's commands per operation; `prepare` starts the servers ahead. */
+/** Redis commands per operation; `prepare` starts the servers ahead. */
 export function redisOpsScenario() {
   let starting: Promise<Servers> | null = null;
   const start = () => (starting ??= startServers());
@@ -428,7 +428,7 @@ function report(phases: Phase[], quick: boolean): Section[] {
       ),
       notes: [
         "Not counted: the store's own keep-alive `PING` (one a second, shown apart) and the benchmark's `INFO`, `HGET`, `HLEN` and `SCARD` (its polls and checks of the stored state). Everything else Redis executed in the window is counted, including the flushes of an idle node: every flush is one pipeline with one `HSET` that carries the changed records and the node's `:alive` field, once a second even when nothing changed, so a window of w seconds holds about w `HSET`s whatever the load.",
-        'The hand-rolled reference column is the figures issue 3 gives for the pattern users replace: 5 per connect, 5 per heartbeat, 6 per join, 51 per `members` query of a game of 50.',
+        'The hand-rolled reference column is what the pattern users replace sends: 5 per connect, 5 per heartbeat, 6 per join, 51 per `members` query of a game of 50.',
         '"bytes to Redis" is `total_net_input_bytes` of `INFO stats` over the window divided by the operations (it includes the probe\'s few `INFO` requests, ~40 bytes each): a heartbeat costs almost no commands, but the record it eventually rewrites (each connection once its deadline has moved by half of PRESENCED_STALE_MS, i.e. every second heartbeat here) is a full JSON snapshot inside the shared `HSET`.',
         "Per `session.leave`: `SREM` from the user's and the game's set and the `HDEL` are write-behind (the `HDEL` batched, one per flush), but the history record is appended at once, per ended session, as its own `ZADD` + `ZREMRANGEBYRANK` pipeline.",
         "Not in any window: the first flush after a start, and then one every 20 minutes (a third of the one-hour TTL), refreshes the TTL of every key the node knows: one `EXPIRE` for the node hash and for each user and game set of every live connection (501 `EXPIRE`s when 500 connects landed before a fresh server's first flush, in a trial run; see the restore section for 10,000 and 50,000). The windows here start after that first flush (the servers are started ahead, with the suite, and idle until their scenario).",

@@ -1,5 +1,5 @@
 /**
- * Issue 3, scenario 3: the write-behind queue during a Redis outage. The server runs in process
+ * Redis suite, scenario 3: the write-behind queue during a Redis outage. The server runs in process
  * (`createPresenceServer`) so its queue can be read (`services.store.pending()`), in a worker
  * process of its own (bench/outageWorker.ts); the paced heartbeat clients run in another child
  * (bench/heartbeatClients.ts), so the worker's memory is the server's. Redis is SIGKILLed, left

@@ -1,5 +1,5 @@
 /**
- * Issue 3, scenario 2: restore time. A `presenced serve` child fills Redis with N connections and
+ * Redis suite, scenario 2: restore time. A `presenced serve` child fills Redis with N connections and
  * is stopped with SIGTERM (it drains and flushes); a new process with the same PRESENCED_NODE_ID is
  * then timed from spawn to `/health/ready` = 200, and its own `restored connections` log line read.
  */
@@ -29,7 +29,7 @@ import {
 } from './lib/serverProcess.js';
 import { fmt } from './lib/stats.js';
 
-/** Issue 3: 50,000 connections restored in at most 3 s. */
+/** The target: 50,000 connections restored in at most 3 s. */
 const TARGET_MS = 3_000;
 const TARGET_N = 50_000;
 /** Every other connection joins a game; games of this many. */

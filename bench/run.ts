@@ -1,9 +1,9 @@
 /**
- * `npm run bench:issues` (QUICK=1 for a short run): every scenario of issues 2 and 3 in sequence, each
- * bounded in count and time, on loopback only (issue 3's against a private redis-server on a free
- * port). Prints the tables and writes them to bench/results/issue2.md and issue3.md
- * (issue2-quick.md, … with QUICK=1), and issue4.md for the cost of inspection. ONLY=issue2 (issue3,
- * issue4) runs one of them.
+ * `npm run bench:issues` (QUICK=1 for a short run): the scale and memory suite (`issue2`), the Redis
+ * suite (`issue3`) and the inspection suite (`issue4`) in sequence, each scenario bounded in count and
+ * time, on loopback only (the Redis suite against a private redis-server on a free port). Prints the
+ * tables and writes them to bench/results/issue2.md, issue3.md and issue4.md (issue2-quick.md, … with
+ * QUICK=1). ONLY=issue2 (issue3, issue4) runs one of them.
  * Every process started is killed by PID.
  */
 import { execFileSync } from 'node:child_process';
@@ -60,9 +60,9 @@ interface Suite {
 const suites: Suite[] = [
   {
     id: 'issue2',
-    title: 'issue 2',
+    title: 'scale and memory',
     preamble: [
-      '- targets marked "proposed" are derived from the documented defaults (100,000 connections per node, a heartbeat every 25 s); the connect-cost target is the one given for issue 2.',
+      '- targets marked "proposed" are derived from the documented defaults (100,000 connections per node, a heartbeat every 25 s); the connect-cost target is that a connect at 50,000 live connections costs at most 1.5× one at 1,000.',
     ],
     scenarios: [
       { name: 'connect cost at scale', run: runScale },
@@ -72,10 +72,10 @@ const suites: Suite[] = [
   },
   {
     id: 'issue3',
-    title: 'issue 3 (Redis)',
+    title: 'Redis',
     preamble: [
       `- Redis: a private \`redis-server\` (${redisVersion()}) per scenario on a free loopback port, no persistence (test/support/redis.ts); never the machine's 6379.`,
-      '- targets are the ones given in issue 3, except those marked "proposed".',
+      '- targets are fixed ahead of the measurement, except those marked "proposed" (derived from the documented defaults).',
     ],
     // Each scenario's `prepare` starts with the suite, in the background: the commands scenario
     // starts its two servers (then idle), the restore scenario fills its Redis — beside the outage
@@ -94,7 +94,7 @@ const suites: Suite[] = [
   },
   {
     id: 'issue4',
-    title: 'issue 4 (inspection)',
+    title: 'inspection',
     preamble: ['- inspection is off by default; these figures say what `PRESENCED_INSPECT` costs when it is on.'],
     scenarios: [{ name: 'cost of inspection', run: runInspect }],
   },

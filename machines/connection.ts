@@ -1,8 +1,8 @@
 import { assign, enqueueActions, setup, type AnyStateMachine, type Snapshot } from 'xstate';
+import type { EndReason } from './endReasons.js';
 import type { TimerName } from './timers.js';
 
-/** Why a session ended. `expired` is the only one the machine decides by itself. */
-export type EndReason = 'left' | 'expired' | 'replaced' | 'kicked';
+export { endReasons, type EndReason } from './endReasons.js';
 
 /** The states a user can see, in the order of the lifecycle. */
 export const connectionStates = ['connected', 'inGame', 'stale', 'expired'] as const;

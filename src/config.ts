@@ -39,10 +39,8 @@ const fields = {
       .regex(/^[A-Za-z0-9_.:-]{1,64}$/)
       .optional(),
   },
-  /** `PRESENCED_NODE_LEASE_MS`. @default 10000 */
-  nodeLeaseMs: { env: 'PRESENCED_NODE_LEASE_MS', schema: ms(100).default(10_000) },
   /** `PRESENCED_AUTH`. @default 'jwt' when a JWT secret is set, else 'dev' */
-  auth: { env: 'PRESENCED_AUTH', schema: z.enum(['jwt', 'session', 'dev']).optional() },
+  auth: { env: 'PRESENCED_AUTH', schema: z.enum(['jwt', 'dev']).optional() },
   /** `PRESENCED_JWT_SECRET`: the HS256 secret, at least 32 bytes (UTF-8). */
   jwtSecret: {
     env: 'PRESENCED_JWT_SECRET',
@@ -65,8 +63,6 @@ const fields = {
   inGameExpireMs: { env: 'PRESENCED_INGAME_EXPIRE_MS', schema: ms(10).optional() },
   /** `PRESENCED_WARN_MS`. @default 30000 */
   warnMs: { env: 'PRESENCED_WARN_MS', schema: ms(0).default(30_000) },
-  /** `PRESENCED_ROOM_IDLE_MS`. @default 60000 */
-  roomIdleMs: { env: 'PRESENCED_ROOM_IDLE_MS', schema: ms(10).default(60_000) },
   /** `PRESENCED_PING_MS`. @default 25000 */
   pingMs: { env: 'PRESENCED_PING_MS', schema: ms(10).default(25_000) },
   /** `PRESENCED_PONG_WAIT_MS`. @default 30000 */
@@ -112,7 +108,7 @@ export type PresenceOptions = { [K in keyof Fields]?: z.input<Fields[K]['schema'
 
 /** Options after defaults and cross-field rules. */
 export interface ResolvedConfig extends Omit<Parsed, 'auth' | 'inGameExpireMs' | 'nodeId'> {
-  auth: 'jwt' | 'session' | 'dev';
+  auth: 'jwt' | 'dev';
   inGameExpireMs: number;
   nodeId: string;
   /** Whether NODE_ENV is production (dev auth refuses to start then). */
@@ -193,9 +189,6 @@ function resolve(parsed: Parsed, production: boolean): ResolvedConfig {
     throw new ConfigError(
       'invalid PRESENCED_AUTH="dev": dev auth trusts any user id and refuses to start when NODE_ENV=production',
     );
-  }
-  if (auth === 'session') {
-    throw new ConfigError('invalid PRESENCED_AUTH="session": session auth is not in this version');
   }
   if (parsed.redisUrl !== undefined && !/^rediss?:\/\//.test(parsed.redisUrl)) {
     throw new ConfigError(

@@ -3,6 +3,7 @@
  * Imported by `presenced/client`, so nothing here may depend on Node.
  */
 import { z } from 'zod';
+import { endReasons, type EndReason } from '../machines/endReasons.js';
 
 /** WebSocket close codes sent by presenced (the README's close-code table). */
 export const CloseCode = {
@@ -30,8 +31,17 @@ export const terminalCloseCodes: ReadonlySet<number> = new Set([
 ]);
 
 export type SessionState = 'connected' | 'inGame' | 'stale';
-export type EndReason = 'left' | 'expired' | 'replaced' | 'kicked';
-export type LeaveReason = EndReason | 'moved';
+
+export { endReasons, type EndReason } from '../machines/endReasons.js';
+/** Why a session ended: `left`, `expired`, `replaced` or `kicked`. */
+export const endReasonSchema = z.enum(endReasons);
+
+/** The close code an end sends its socket: `CloseCode` has one under each end reason's name. */
+export const closeCodeFor: { readonly [R in EndReason]: (typeof CloseCode)[R] } = CloseCode;
+
+/** Why a member left a game: its session ended, or it joined another game (`moved`). */
+export const leaveReasons = [...endReasons, 'moved'] as const;
+export type LeaveReason = (typeof leaveReasons)[number];
 
 export interface SessionInfo {
   connectionId: string;

@@ -81,8 +81,8 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
   const store =
     givenStore ??
     (config.redisUrl
-      ? createRedisStore({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, logger })
-      : createMemoryStore({ nodeId: config.nodeId }));
+      ? createRedisStore({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, logger, clock })
+      : createMemoryStore({ nodeId: config.nodeId, clock }));
   const topics = new Topics(new LocalBus(clock.now()));
   const presence = new PresenceIndex({ topics });
   const feeds = new Feeds({
@@ -127,13 +127,15 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
   /** Opens the store, retrying while it is unreachable, then brings back this node's connections. */
   async function restore() {
     let loaded: LoadResult;
-    let started = Date.now();
+    // How long the restore took, for its log line: a measurement of this process's work, so on the
+    // monotonic timer, not the injected clock (which a test may hold still or move by hours).
+    let started = performance.now();
     for (let attempt = 0; ; attempt++) {
       if (state === 'closed') return;
       try {
         // Reading can fail too (Redis went away between open and load): retry both, never give up.
         await store.open();
-        started = Date.now();
+        started = performance.now();
         loaded = await store.loadNode(config.nodeId);
         break;
       } catch (error) {
@@ -144,11 +146,11 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     // Closed while reading: start nothing on a closed server.
     if (closed()) return;
     const { records, skipped, lastAlive } = loaded;
-    const readMs = Date.now() - started;
+    const readMs = Math.round(performance.now() - started);
     for (const { key, reason } of skipped) logger.warn({ key, reason }, 'skipped a stored connection');
     const restored = connections.start(records as RestorableRecord[], lastAlive ?? clock.now());
     logger.info(
-      { restored, skipped: skipped.length, ms: Date.now() - started, readMs, store: store.kind },
+      { restored, skipped: skipped.length, ms: Math.round(performance.now() - started), readMs, store: store.kind },
       restored > 0 ? 'restored connections' : 'nothing to restore',
     );
   }
@@ -197,7 +199,9 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     async drain() {
       if (state === 'draining' || state === 'closed') return unstored();
       state = 'draining';
-      const deadline = Date.now() + drainTimeoutMs;
+      // Real time, not the injected clock: this bounds how long a SIGTERM takes to exit, which a
+      // clock held still (tests) or moved must not stretch or cut.
+      const deadline = performance.now() + drainTimeoutMs;
       transport.stopAccepting();
       connections.drain();
       // Ends under way first (each waits for the store a bounded time), so none is left half-done.
@@ -209,7 +213,7 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
         const left = unstored();
         if (left.connections === 0 && left.history === 0) return left;
         await new Promise((resolve) => setTimeout(resolve, 100));
-      } while (Date.now() < deadline);
+      } while (performance.now() < deadline);
       const left = unstored();
       logger.error(left, 'drain: the store did not take everything in time');
       return left;

@@ -8,7 +8,7 @@ import {
   type PersistedConnection,
 } from '../../machines/connection.js';
 import type { ClosableSocket } from '../wire/closeSocket.js';
-import { CloseCode, type AdminConnection, type EndReason, type SessionInfo, type SessionState } from '../protocol.js';
+import type { AdminConnection, EndReason, SessionInfo, SessionState } from '../protocol.js';
 import { MAX_HISTORY_GAMES } from '../store/record.js';
 import type { ConnectionRecord } from '../store/types.js';
 
@@ -28,12 +28,7 @@ interface Asleep {
   wake: (handle: ConnectionHandle, snapshot: PersistedConnection) => ConnectionActor;
 }
 
-export const closeCodeFor = {
-  expired: CloseCode.expired,
-  replaced: CloseCode.replaced,
-  kicked: CloseCode.kicked,
-  left: CloseCode.left,
-} as const satisfies Record<EndReason, number>;
+export { closeCodeFor } from '../protocol.js';
 
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url');
 

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock.js';
 import { connectionRecordSchema } from './record.js';
 import type { ConnectionRecord, FlushResult, HistoryRecord, LoadResult, PresenceStore } from './types.js';
 import { WriteBehind } from './writeBehind.js';
@@ -7,6 +8,8 @@ export interface MemoryStoreOptions {
   nodeId?: string;
   /** How many ended connections `history` keeps. @default 1000 */
   historyLimit?: number;
+  /** The time a flush stamps as the node's last sign of life. @default systemClock */
+  clock?: Pick<Clock, 'now'>;
 }
 
 function addTo(index: Map<string, Set<string>>, key: string, id: string) {
@@ -26,6 +29,7 @@ function removeFrom(index: Map<string, Set<string>>, key: string, id: string) {
 export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceStore {
   const nodeId = options.nodeId ?? 'local';
   const historyLimit = options.historyLimit ?? 1000;
+  const clock = options.clock ?? systemClock;
   const queue = new WriteBehind();
   const records = new Map<string, ConnectionRecord>();
   const byUser = new Map<string, Set<string>>();
@@ -79,7 +83,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
     },
     flush() {
       const result: FlushResult = { written: 0, removed: 0 };
-      alive.set(nodeId, Date.now());
+      alive.set(nodeId, clock.now());
       for (const [id, mark] of queue.take()) {
         if (mark) {
           write(mark());

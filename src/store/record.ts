@@ -1,6 +1,14 @@
 import { z } from 'zod';
-import { gameIdSchema, userIdSchema } from '../protocol.js';
+import type { ConnectionContext, PersistedConnection } from '../../machines/connection.js';
+import { endReasonSchema, gameIdSchema, userIdSchema } from '../protocol.js';
 import type { ConnectionRecord, HistoryRecord } from './types.js';
+
+/**
+ * `true` only when `A` and `B` are the same type, field for field and in both directions (an
+ * optional field on one side only, or a wider field type, makes it `false`): mutual assignability
+ * would let a field added to the machine's context as optional go unvalidated.
+ */
+export type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 
 const time = z.number().int().nonnegative();
 const duration = z.number().int().nonnegative();
@@ -9,8 +17,6 @@ const duration = z.number().int().nonnegative();
  * connection that joined 4,000 games a 524 KB record.
  */
 export const MAX_HISTORY_GAMES = 32;
-
-const endReason = z.enum(['left', 'expired', 'replaced', 'kicked']);
 
 /** The connection machine's context as persisted (machines/connection.ts `ConnectionContext`). */
 const contextSchema = z.object({
@@ -25,9 +31,14 @@ const contextSchema = z.object({
   expiresAt: time.nullable(),
   socket: z.boolean(),
   staleTimerAt: time,
-  reason: endReason.nullable(),
+  reason: endReasonSchema.nullable(),
   timing: z.object({ staleMs: duration, expireMs: duration, inGameExpireMs: duration, warnMs: duration }),
 });
+
+// A field of the machine's context that this schema does not list would be dropped from every
+// record read back (zod strips unknown keys), and one listed here that the context lacks would
+// reject every record: either fails to compile here.
+true satisfies Same<z.output<typeof contextSchema>, ConnectionContext>;
 
 /** `getPersistedSnapshot()` of a live connection: never final, never with children. */
 const snapshotSchema = z.object({
@@ -37,6 +48,8 @@ const snapshotSchema = z.object({
   context: contextSchema,
   children: z.object({}).strict(),
 });
+
+true satisfies Same<z.output<typeof snapshotSchema>, PersistedConnection>;
 
 export const connectionRecordSchema = z
   .object({
@@ -65,7 +78,7 @@ export const historyRecordSchema = z.object({
   userAgent: z.string().max(512).nullable(),
   connectedAt: time,
   endedAt: time,
-  reason: endReason,
+  reason: endReasonSchema,
   /**
    * The most recent games, in the order they were last joined. Written at most `MAX_HISTORY_GAMES`;
    * a record of an older version that listed more is cut to its last ones, not skipped.

@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
 import { parseConnectionRecord, parseHistoryRecord } from './record.js';
 import type { EndResult, FlushResult, HistoryRecord, LoadResult, PresenceStore } from './types.js';
 import { WriteBehind, type Mark } from './writeBehind.js';
@@ -22,6 +23,11 @@ export interface RedisStoreOptions {
   /** How often Redis is PINGed. @default 1000 */
   pingIntervalMs?: number;
   historyLimit?: number;
+  /**
+   * The time a flush stamps as the node's last sign of life (restored deadlines are computed from
+   * it, in the server clock's time) and that paces the TTL refresh. @default systemClock
+   */
+  clock?: Pick<Clock, 'now'>;
 }
 
 /** The field of a node's hash that holds its last flush time: connection ids are UUIDs, never this. */
@@ -68,6 +74,7 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
   const ttlMs = options.ttlMs ?? 3_600_000;
   const pingTimeoutMs = options.pingTimeoutMs ?? 1000;
   const historyLimit = options.historyLimit ?? 1000;
+  const clock = options.clock ?? systemClock;
   const queue = new WriteBehind();
   const written = new Map<string, Written>();
   const ending = new Map<string, Ending>();
@@ -87,7 +94,7 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
   // The first refresh comes 10 s after start, not in the first flush: right after a restore that flush
   // already rewrites every record, and refreshing every set too (50k sets: 48k EXPIREs) held up
   // readiness. The previous process refreshed them within the last third of the TTL anyway.
-  let lastTtlRefresh = Date.now() - ttlMs / 3 + 10_000;
+  let lastTtlRefresh = clock.now() - ttlMs / 3 + 10_000;
   let closed = false;
 
   // Deliberate settings (measured: the defaults made a queued command fail only after 73 s):
@@ -158,7 +165,7 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     const result: FlushResult = { written: 0, removed: 0 };
     if (!up) return result;
     const taken = queue.take();
-    const now = Date.now();
+    const now = clock.now();
     const pipeline = redis.pipeline();
     const fields: string[] = [];
     const removed: string[] = [];

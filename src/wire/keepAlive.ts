@@ -36,7 +36,12 @@ export function keepAliveSweepMs({ pingMs, pongWaitMs }: KeepAliveTiming): numbe
   return Math.max(5, Math.min(pingMs, pongWaitMs) / 8);
 }
 
-/** One sweep at `now`: pings the sockets silent for `pingMs`, drops those that left a ping unanswered. */
+/**
+ * One sweep at `now`: pings the sockets silent for `pingMs`, drops those that left a ping unanswered.
+ * The transport passes `performance.now()`, not the injected clock: keep-alive measures how long a
+ * socket has been silent on this process's real timer (its sweep is a real interval), and that must
+ * not jump when wall time is stepped or when a test holds the server's clock still.
+ */
 export function sweepKeepAlive(
   sockets: Iterable<[PingSocket, Liveness]>,
   now: number,

@@ -254,7 +254,7 @@ describe('bad input over a raw socket', () => {
     const latencyMs = performance.now() - probeSent;
     const floodAnsweredAtProbe = flooder.replies.length - 1;
     expect(dataOf<HeartbeatResult>(probe).state).toBe('connected');
-    // Issue 2: another client's heartbeat is answered within 1 s during the flood. (Whether it comes
+    // A flood must not starve other clients: another client's heartbeat is answered within 1 s during it. (Whether it comes
     // before the last flood reply depends on how the kernel batches the two sockets' frames: recorded
     // in the annotation below, not asserted.)
     expect(latencyMs).toBeLessThan(1_000);

@@ -10,7 +10,7 @@ import { outcome, RawSocket } from '../support/rawSocket.js';
 import { spawnServer, type ServerProcess } from '../support/serverProcess.js';
 
 /**
- * Issue 9: random frames against `presenced serve` in its own process (fast-check). Valid tRPC shapes
+ * Random frames against `presenced serve` in its own process (fast-check). Valid tRPC shapes
  * with random inputs, random bytes, batches, odd connectionParams, sockets reset mid-stream, raw
  * upgrade requests, many subscriptions. Each case must get only well-formed, non-internal answers
  * and leave the process alive; after the run memory is bounded, nothing is left behind, and a
@@ -264,7 +264,7 @@ function writeReport(path: string, run: RunResult, server: FuzzServer) {
   const { details } = run;
   const errors = [...run.errors.entries()].sort((a, b) => b[1] - a[1]);
   const lines = [
-    '# Fuzz run (issue 9)',
+    '# Fuzz run',
     '',
     `Command: \`FUZZ_RUNS=${RUNS} FUZZ_SEED=${SEED} npm run fuzz\` (vitest, test/integration/fuzz.test.ts, FUZZ_REPORT set)`,
     '',

@@ -298,10 +298,17 @@ describe('restore from Redis', () => {
     expect(connections.supervisor?.system.get(dave?.id ?? '')).toBe(undefined);
     expect((frank?.expiresAt ?? 0) - (dave?.expiresAt ?? 0)).toBeGreaterThanOrEqual(900);
     for (const subject of [dave, frank]) {
-      await vi.waitFor(() => expect(connections.get(subject?.id ?? '')).toBe(undefined), {
-        timeout: 5_000,
-        interval: 20,
-      });
+      // The end is announced once Redis took it: a moment after the connection left the registry.
+      await vi.waitFor(
+        () => {
+          expect(connections.get(subject?.id ?? '')).toBe(undefined);
+          expect(lifecycle.map((event) => [event.connectionId, event.type])).toContainEqual([
+            subject?.id,
+            'connection.expired',
+          ]);
+        },
+        { timeout: 5_000, interval: 20 },
+      );
       const expired = lifecycle.find(
         (event) => event.connectionId === subject?.id && event.type === 'connection.expired',
       );

@@ -1,4 +1,3 @@
-import { CloseCode, type EndReason } from '../../src/protocol.js';
 import type { AbstractGame, ConnectionModelEventType, ConnectionModelSnapshot } from './connectionModel.js';
 import type { SeenEvent } from './serverSupport.js';
 
@@ -7,12 +6,7 @@ export const games: Record<AbstractGame, string> = { A: 'game-A', B: 'game-B' };
 export const other = (game: AbstractGame | null): AbstractGame => (game === 'A' ? 'B' : 'A');
 export const gameIdOf = (game: AbstractGame | null) => (game === null ? null : games[game]);
 
-export const closeCodeFor = {
-  expired: CloseCode.expired,
-  kicked: CloseCode.kicked,
-  replaced: CloseCode.replaced,
-  left: CloseCode.left,
-} as const satisfies Record<EndReason, number>;
+export { closeCodeFor } from '../../src/protocol.js';
 
 /** The subject's own calls: each is activity, so a stale connection comes back before it acts. */
 const calls: ReadonlySet<ConnectionModelEventType> = new Set(['HEARTBEAT', 'JOIN', 'MOVE', 'LEAVE_GAME', 'LEAVE']);

@@ -8,14 +8,12 @@ describe('config', () => {
       port: 8787,
       host: '127.0.0.1',
       redisPrefix: 'presenced',
-      nodeLeaseMs: 10_000,
       auth: 'dev',
       heartbeatMs: 25_000,
       staleMs: 60_000,
       expireMs: 240_000,
       inGameExpireMs: 240_000,
       warnMs: 30_000,
-      roomIdleMs: 60_000,
       pingMs: 25_000,
       pongWaitMs: 30_000,
       maxPayloadBytes: 1_048_576,
@@ -44,6 +42,14 @@ describe('config', () => {
     });
     expect(() => configFromOptions({ staleMS: 1 } as never)).toThrow(ConfigError);
     expect(() => configFromOptions({ staleMs: -1 })).toThrow(/staleMs=-1/);
+  });
+
+  it('has no options for features not in this version: `session` auth is refused, their variables ignored', () => {
+    expect(() => configFromEnv({ PRESENCED_AUTH: 'session' })).toThrow(/^invalid PRESENCED_AUTH="session"/);
+    const config = configFromEnv({ PRESENCED_NODE_LEASE_MS: '5000', PRESENCED_ROOM_IDLE_MS: 'x' });
+    expect(config).not.toHaveProperty('nodeLeaseMs');
+    expect(config).not.toHaveProperty('roomIdleMs');
+    expect(() => configFromOptions({ roomIdleMs: 1 } as never)).toThrow(/unknown option roomIdleMs/);
   });
 
   it('accepts redis:// and refuses other Redis URLs in one line', () => {

@@ -1,7 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { parseHistoryRecord } from '../../src/store/record.js';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { z } from 'zod';
+import type { ConnectionContext, PersistedConnection } from '../../machines/connection.js';
+import { endReasons } from '../../src/protocol.js';
+import { connectionRecordSchema, historyRecordSchema, parseHistoryRecord, type Same } from '../../src/store/record.js';
+import type { HistoryRecord } from '../../src/store/types.js';
 
-const record = (games: string[]) =>
+const record = (games: string[], reason = 'left') =>
   JSON.stringify({
     connectionId: 'c1',
     userId: 'alice',
@@ -10,7 +14,7 @@ const record = (games: string[]) =>
     userAgent: null,
     connectedAt: 1,
     endedAt: 2,
-    reason: 'left',
+    reason,
     games,
   });
 
@@ -23,6 +27,29 @@ describe('history records read back from a store', () => {
 
   it('refuse a record whose games are not game ids', () => {
     expect(parsed(record(['not a game id!']))).toBe(false);
+  });
+});
+
+describe('stored records and the machine agree, as the compiler sees them', () => {
+  // tsc checks these (npm test runs it over test/): a field added to the machine's context and not
+  // to the schema, or the other way round, fails the typecheck.
+  it('a record read back holds exactly the persisted snapshot of a connection machine', () => {
+    type Snapshot = z.output<typeof connectionRecordSchema>['snapshot'];
+    expectTypeOf<Snapshot>().toEqualTypeOf<PersistedConnection>();
+    expectTypeOf<Snapshot['context']>().toEqualTypeOf<ConnectionContext>();
+    expectTypeOf<z.output<typeof historyRecordSchema>>().toEqualTypeOf<HistoryRecord>();
+  });
+
+  it('`Same` tells apart a type with one more field, even an optional one, in either direction', () => {
+    expectTypeOf<Same<{ a: number }, { a: number }>>().toEqualTypeOf<true>();
+    expectTypeOf<Same<{ a: number }, { a: number; b?: number }>>().toEqualTypeOf<false>();
+    expectTypeOf<Same<{ a: number; b: number }, { a: number }>>().toEqualTypeOf<false>();
+    expectTypeOf<Same<{ a: number }, { a: number | null }>>().toEqualTypeOf<false>();
+  });
+
+  it('take every end reason and nothing else', () => {
+    for (const reason of endReasons) expect(parsed(record(['g1'], reason))).toBe(true);
+    expect(parsed(record(['g1'], 'moved'))).toBe(false);
   });
 });
 
