@@ -21,6 +21,18 @@ export interface ConnectionActor {
 }
 export type ConnectionSnapshot = SnapshotFrom<typeof connectionMachine>;
 
+/**
+ * The snapshot a connection without an actor holds: the persisted form (a `MachineSnapshot` also
+ * carries its state nodes, a tag set and methods, ~400 B more per connection), the very object the
+ * store's record then refers to. The runner expands it for each step (`MachineRunner.deliver`).
+ */
+export type HeldSnapshot = Omit<PersistedConnection, 'value'> & { value: ConnectionState };
+
+/** A held snapshot of a connection that has not ended: what the store keeps. */
+export function isPersistable(snapshot: HeldSnapshot): snapshot is PersistedConnection {
+  return snapshot.value !== 'expired';
+}
+
 /** The machine's timers, by the key the deadline scheduler keeps them under. */
 export const TimerKey = { stale: 0, expiry: 1, warning: 2 } as const;
 
@@ -64,7 +76,7 @@ export class Connection {
   /** Session events for `session.events` (`'event'`, with a `SessionEvent`). */
   readonly events = new EventEmitter();
   /** The machine's snapshot, while the connection has no actor. */
-  machine: ConnectionSnapshot | null = null;
+  machine: HeldSnapshot | null = null;
   /** Its actor, when it runs as one (inspection on). */
   actor: ConnectionActor | null = null;
   /**
@@ -150,7 +162,8 @@ export class Connection {
 
   /** The machine's snapshot as the store keeps it (what `getPersistedSnapshot()` gives, built directly). */
   persisted(): PersistedConnection {
-    if (this.restored) return this.restored;
+    const held = this.restored ?? this.machine;
+    if (held && isPersistable(held)) return held;
     const value = this.state;
     if (value === 'expired') throw new Error(`connection ${this.connectionId} has ended`);
     return { status: 'active', value, historyValue: {}, context: this.context, children: {} };

@@ -24,6 +24,28 @@ export interface EffectsOptions {
   endTimeoutMs: number;
 }
 
+/** What presence knows of a connection as of its last report; `lastSeen` is read live, without a closure. */
+class ReportedView implements ConnectionView {
+  constructor(
+    private readonly connection: Connection,
+    readonly state: SessionState,
+    readonly gameId: string | null,
+    readonly joinedAt: number | null,
+  ) {}
+
+  get connectionId(): string {
+    return this.connection.connectionId;
+  }
+
+  get userId(): string {
+    return this.connection.userId;
+  }
+
+  lastSeen(): number {
+    return this.connection.context.lastSeen;
+  }
+}
+
 type LifecycleDetail = Record<string, unknown> & { type: LifecycleEvent['type'] };
 
 /**
@@ -71,14 +93,7 @@ export class ConnectionEffects {
   }
 
   viewOf(connection: Connection, context: ConnectionContext, state: SessionState): ConnectionView {
-    return {
-      connectionId: connection.connectionId,
-      userId: connection.userId,
-      state,
-      gameId: context.gameId,
-      joinedAt: context.joinedAt,
-      lastSeen: () => connection.context.lastSeen,
-    };
+    return new ReportedView(connection, state, context.gameId, context.joinedAt);
   }
 
   /** The machine entered `state` (`report`); `context` is its new context. */

@@ -1,6 +1,8 @@
 import { createActor, initialTransition, type ActorScope } from 'xstate';
 import {
   connectionMachine,
+  connectionStates,
+  type ConnectionState,
   type ConnectionEvent,
   type ConnectionInput,
   type ConnectionMachine,
@@ -8,12 +10,20 @@ import {
 } from '../../machines/connection.js';
 import type { TimerFired, TimerName } from '../../machines/timers.js';
 import type { Clock } from '../clock.js';
-import { TimerKey, type Connection, type ConnectionActor, type ConnectionSnapshot } from './connection.js';
+import {
+  TimerKey,
+  type Connection,
+  type ConnectionActor,
+  type ConnectionSnapshot,
+  type HeldSnapshot,
+} from './connection.js';
 import type { ConnectionEffects } from './effects.js';
 import { DeadlineScheduler } from './scheduler.js';
 
 /** The scheduler's key for a restored connection's first event (`RESTORED`), after the timers'. */
 const WAKE_KEY = 3;
+/** The empty `historyValue` and `children` every held snapshot shares. */
+const EMPTY: Record<string, never> = Object.freeze({});
 const fired = ['STALE_DUE', 'EXPIRY_DUE', 'WARNING_DUE'] as const satisfies TimerFired['type'][];
 
 export interface MachineRunnerOptions {
@@ -66,6 +76,7 @@ export class MachineRunner {
    */
   private delivering: Connection | null = null;
   private sleeping = 0;
+  private readonly templates = new Map<ConnectionState, ConnectionSnapshot>();
   private pureScope: ActorScope<ConnectionSnapshot, ConnectionEvent> | null = null;
 
   constructor(private readonly options: MachineRunnerOptions) {
@@ -119,7 +130,7 @@ export class MachineRunner {
     // The first state's actions run once the connection has its snapshot: they read it (presence
     // asks for `lastSeen` at once).
     const [snapshot, actions] = initialTransition(this.logic, input);
-    connection.machine = snapshot;
+    connection.machine = this.hold(snapshot);
     this.with(connection, () => {
       for (const action of actions) action.exec?.(action.info, action.params);
     });
@@ -141,7 +152,8 @@ export class MachineRunner {
     if (actor) return this.with(connection, () => actor.send(event));
     const snapshot = connection.machine;
     if (!snapshot) throw new Error(`connection ${connection.connectionId} has no machine`);
-    connection.machine = this.with(connection, () => this.logic.transition(snapshot, event, this.scope()));
+    const next = this.with(connection, () => this.logic.transition(this.expand(snapshot), event, this.scope()));
+    connection.machine = this.hold(next);
   }
 
   /**
@@ -153,7 +165,7 @@ export class MachineRunner {
     if (!restored) return;
     const { actors } = this.options;
     if (actors) connection.actor = this.with(connection, () => actors.wake(connection.connectionId, restored));
-    else connection.machine = this.restore(restored);
+    else connection.machine = restored;
     connection.restored = null;
     this.sleeping--;
     const at = this.options.clock.now();
@@ -165,8 +177,24 @@ export class MachineRunner {
     this.sleeping = 0;
   }
 
-  private restore(persisted: PersistedConnection): ConnectionSnapshot {
-    return this.logic.resolveState({ value: persisted.value, context: persisted.context });
+  /**
+   * The full snapshot a step needs, from a held one: the state's template (its state nodes, tags and
+   * methods, the same for every connection in that state; XState never mutates a snapshot) with
+   * this connection's context.
+   */
+  private expand(held: HeldSnapshot): ConnectionSnapshot {
+    let template = this.templates.get(held.value);
+    if (!template) {
+      template = this.logic.resolveState({ value: held.value, context: held.context });
+      this.templates.set(held.value, template);
+    }
+    return { ...template, context: held.context };
+  }
+
+  private hold(snapshot: ConnectionSnapshot): HeldSnapshot {
+    const value = connectionStates.find((state) => state === snapshot.value);
+    if (!value) throw new Error(`not a connection state: ${JSON.stringify(snapshot.value)}`);
+    return { status: 'active', value, historyValue: EMPTY, context: snapshot.context, children: EMPTY };
   }
 
   private arm(connection: Connection, name: TimerName, at: number): void {
