@@ -1,24 +1,18 @@
-import type { Logger } from 'pino';
 import type { ConnectionContext, ConnectionNotice, ConnectionState } from '../../machines/connection.js';
-import type { Clock } from '../clock.js';
-import type { ResolvedConfig } from '../config.js';
-import type { LifecycleEvent, PresenceHooks } from '../hooks.js';
-import type { ConnectionView, PresenceIndex } from '../presence/presenceIndex.js';
+import type { LifecycleEvent } from '../hooks.js';
+import type { ConnectionView } from '../presence/presenceIndex.js';
 import type { EndReason, SessionEvent, SessionState } from '../protocol.js';
-import type { HistoryRecord, PresenceStore } from '../store/types.js';
+import type { HistoryRecord } from '../store/types.js';
 import { closeFirmly } from '../wire/closeSocket.js';
 import { LogThrottle } from '../wire/logThrottle.js';
 import { closeCodeFor, type Connection } from './connection.js';
 import type { ConnectionDirectory } from './directory.js';
-import type { SocketLike } from './types.js';
+import type { ConnectionsOptions, SocketLike } from './types.js';
 
-export interface EffectsOptions {
-  config: ResolvedConfig;
-  store: PresenceStore;
-  presence: PresenceIndex;
-  clock: Clock;
-  logger: Logger;
-  hooks: PresenceHooks;
+export interface EffectsOptions extends Pick<
+  ConnectionsOptions,
+  'config' | 'store' | 'presence' | 'clock' | 'logger' | 'hooks'
+> {
   directory: ConnectionDirectory;
   /** How long an end waits for the store before it is announced anyway. */
   endTimeoutMs: number;

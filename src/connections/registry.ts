@@ -20,18 +20,9 @@ export type { Connections, ConnectionsOptions, OpenRequest, RestorableRecord, So
  * effects on presence, the store and hooks, the supervisor, the user policy and the restore.
  */
 export function createConnections(options: ConnectionsOptions): Connections {
-  const { config, store, presence, clock, logger, hooks } = options;
+  const { config, store, presence, clock } = options;
   const directory = new ConnectionDirectory();
-  const effects = new ConnectionEffects({
-    config,
-    store,
-    presence,
-    clock,
-    logger,
-    hooks,
-    directory,
-    endTimeoutMs: options.endTimeoutMs ?? 2_000,
-  });
+  const effects = new ConnectionEffects({ ...options, directory, endTimeoutMs: options.endTimeoutMs ?? 2_000 });
   const report = (error: unknown, where: string) => effects.reportError(error, where);
   const supervisor = new Supervisor({
     clock,

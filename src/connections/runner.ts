@@ -1,4 +1,4 @@
-import { createActor, initialTransition, type ActorScope } from 'xstate';
+import { createActor, type ActorScope, type ExecutableActionObject } from 'xstate';
 import {
   connectionMachine,
   connectionStates,
@@ -24,7 +24,13 @@ import { DeadlineScheduler } from './scheduler.js';
 const WAKE_KEY = 3;
 /** The empty `historyValue` and `children` every held snapshot shares. */
 const EMPTY: Record<string, never> = Object.freeze({});
-const fired = ['STALE_DUE', 'EXPIRY_DUE', 'WARNING_DUE'] as const satisfies TimerFired['type'][];
+/** The machine's timers by `TimerKey`, and the event each sends when it comes due. */
+const timerNames = ['stale', 'expiry', 'warning'] as const satisfies TimerName[];
+const fired = {
+  stale: 'STALE_DUE',
+  expiry: 'EXPIRY_DUE',
+  warning: 'WARNING_DUE',
+} as const satisfies Record<TimerName, TimerFired['type']>;
 
 export interface MachineRunnerOptions {
   clock: Clock;
@@ -103,8 +109,10 @@ export class MachineRunner {
       current: (c, key, at) => (key === WAKE_KEY ? c.restored !== null : timerOf(c, key) === at),
       fire: (c, key, at) => {
         if (key === WAKE_KEY) return this.wake(c);
-        setTimer(c, key === TimerKey.stale ? 'stale' : key === TimerKey.expiry ? 'expiry' : 'warning', 0);
-        this.deliver(c, { type: fired[key] ?? 'EXPIRY_DUE', at });
+        const name = timerNames[key];
+        if (!name) return;
+        setTimer(c, name, 0);
+        this.deliver(c, { type: fired[name], at });
       },
       report: (error, where) => effects.reportError(error, where),
     });
@@ -113,11 +121,6 @@ export class MachineRunner {
   /** Restored connections that have not taken `RESTORED` yet. */
   get asleep(): number {
     return this.sleeping;
-  }
-
-  /** Deadlines pending in the scheduler, including superseded ones not yet skipped. */
-  get pending(): number {
-    return this.scheduler.size;
   }
 
   /** Starts a new connection's machine: its initial state's actions run (its first `report`). */
@@ -129,8 +132,9 @@ export class MachineRunner {
     }
     // The first state's actions run once the connection has its snapshot: they read it (presence
     // asks for `lastSeen` at once).
-    const [snapshot, actions] = initialTransition(this.logic, input);
-    connection.machine = this.hold(snapshot);
+    const actions: ExecutableActionObject[] = [];
+    const scope = { ...this.scope(), actionExecutor: (action: ExecutableActionObject) => void actions.push(action) };
+    connection.machine = this.hold(this.logic.getInitialSnapshot(scope, input));
     this.with(connection, () => {
       for (const action of actions) action.exec?.(action.info, action.params);
     });

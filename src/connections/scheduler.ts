@@ -40,10 +40,6 @@ export class DeadlineScheduler<T> {
     this.batch = options.batch ?? 256;
   }
 
-  get size(): number {
-    return this.heap.length;
-  }
-
   arm(target: T, key: number, at: number): void {
     const heap = this.heap;
     heap.push({ at, target, key });
