@@ -128,7 +128,7 @@ export function initialContext(input: ConnectionInput): ConnectionContext {
  * The context of a connection brought back after a restart: its socket is gone since `lostAt` (or
  * since it went stale, if that was earlier, so a restart never extends a grace period), and it
  * expires on its original deadline. What `RESTORED` assigns, and what a restored connection that has
- * no actor yet reports (src/connections/registry.ts).
+ * not taken `RESTORED` yet reports (src/connections/restore.ts).
  */
 export function restoredContext(context: ConnectionContext, lostAt: number): ConnectionContext {
   const staleSince = context.staleSince ?? Math.min(lostAt, context.staleAt);
@@ -161,7 +161,7 @@ export interface WakeInput {
 /**
  * `logic`, except that spawning it with a `WakeInput` starts the actor from that snapshot. XState's
  * `spawn` takes an input but no snapshot, and a restored connection is spawned into its shard only
- * when something happens to it (src/connections/registry.ts, `wake`).
+ * when something happens to it (src/connections/runner.ts, `wake`).
  */
 export function wakeable<T extends AnyStateMachine>(logic: T): T {
   return Object.create(logic, {

@@ -30,8 +30,13 @@ export interface PresenceServerOptions extends PresenceOptions {
   flushIntervalMs?: number;
   /** How long SIGTERM waits for the store to take the last writes. @default 5000 */
   drainTimeoutMs?: number;
-  /** Connections per supervisor shard. @default 64 */
+  /** Connections per supervisor shard (connections that run as actors). @default 64 */
   shardCapacity?: number;
+  /**
+   * Every connection runs as an XState actor in the supervisor's shards, as with inspection on;
+   * otherwise a connection steps its own snapshot through the machine. @default whether inspecting
+   */
+  liveActors?: boolean;
 }
 
 export interface Listening {
@@ -73,6 +78,7 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     flushIntervalMs = 1000,
     drainTimeoutMs = 5000,
     shardCapacity,
+    liveActors,
     logger: givenLogger,
     ...rest
   } = options;
@@ -106,6 +112,7 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
     hooks,
     shardCapacity,
     inspect: inspection?.observer,
+    ...(liveActors === undefined ? {} : { liveActors }),
   });
   const services: Services = { config, connections, presence, feeds, store, clock };
   let state: 'starting' | 'serving' | 'draining' | 'closed' = 'starting';

@@ -186,7 +186,7 @@ describe('history lists the most recent games only', () => {
     for (let i = 0; i < 4_000; i++) await alice.api.game.join.mutate({ gameId: `g${i}` });
     // Joining an older game again makes it the most recent one.
     await alice.api.game.join.mutate({ gameId: 'g3970' });
-    expect(t.server.services.connections.get(connectionId)?.games.size).toBe(32);
+    expect(t.server.services.connections.get(connectionId)?.games?.size).toBe(32);
     await alice.api.session.leave.mutate();
     const [record] = await t.server.services.store.history({ userId: 'alice', limit: 1 });
     const expected = Array.from({ length: 32 }, (_, i) => `g${3_968 + i}`).filter((g) => g !== 'g3970');

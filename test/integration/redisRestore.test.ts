@@ -215,7 +215,7 @@ describe('restore from Redis', () => {
     expect(b.server.services.connections.size).toBe(3);
     expect(b.server.services.connections.asleep).toBe(0);
     first.forEach((info, i) =>
-      expect(b.server.services.connections.get(info.connectionId)?.actor.getSnapshot().value).toBe(
+      expect(b.server.services.connections.get(info.connectionId)?.state).toBe(
         i < players.length ? 'inGame' : 'connected',
       ),
     );

@@ -71,6 +71,8 @@ export async function runSupervisorOnServer(path: SupervisorModelPath, redis: Te
       store,
       logger,
       shardCapacity: SHARD_CAPACITY,
+      // The shard layout is what this model checks: connections run as actors, as when inspecting.
+      liveActors: true,
       flushIntervalMs: 50,
       // No connection goes stale by itself during a path.
       staleMs: 60_000,
