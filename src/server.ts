@@ -10,7 +10,7 @@ import { createHttpHandler } from './wire/http.js';
 import { createInspection } from './tools/inspect.js';
 import { PresenceIndex } from './presence/presenceIndex.js';
 import { appRouter } from './router/index.js';
-import type { Services } from './router/trpc.js';
+import type { Services } from './services.js';
 import { createMemoryStore } from './store/memory.js';
 import { createRedisStore } from './store/redis.js';
 import type { LoadResult, PresenceStore } from './store/types.js';

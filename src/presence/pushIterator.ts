@@ -1,16 +1,13 @@
+import type { DirectStream } from '../streams.js';
+
 /**
  * An async iterator fed by `push`: what a subscription hands tRPC. Every presence event reaches each
  * subscriber of its game, so the hops between `emit` and tRPC's send are paid per subscriber:
  * `events.on()` read by an async generator re-yielded by another took several promise hops per value
  * where this takes one (a waiting `next()` is resolved by `push`) or none (queued values).
  */
-export interface PushIterator<T> extends AsyncIterableIterator<T> {
+export interface PushIterator<T> extends DirectStream<T> {
   push(value: T): void;
-  /**
-   * From now on every value goes to `write` as it is pushed (queued ones first) instead of to
-   * `next()`, which stays pending until the end.
-   */
-  redirect(write: (value: T) => void): void;
   /** No more values: a waiting `next()` and every later one resolve done; `onEnd` runs once. */
   end(): void;
   /** The consumer is done: `end()`. */

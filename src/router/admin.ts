@@ -1,7 +1,8 @@
 import { PresenceError } from '../errors.js';
 import { input, type AdminStats, type HistoryEntry } from '../protocol.js';
 import type { HistoryRecord, PresenceStore } from '../store/types.js';
-import { adminProcedure, router, subscriptionSlot, type Services } from './trpc.js';
+import type { Services } from '../services.js';
+import { adminProcedure, router, subscriptionSlot } from './trpc.js';
 
 type HistoryQuery = Parameters<PresenceStore['history']>[0];
 

@@ -1,27 +1,21 @@
 import { tracked } from '@trpc/server';
 import { input, type Member } from '../protocol.js';
-import { writeDirectlyAfterFirst } from '../wire/directEvents.js';
-import { requestOf, shareable } from '../wire/encoding.js';
 import { router, sessionProcedure, subscriptionSlot } from './trpc.js';
 
 export const presenceRouter = router({
-  // Every subscriber of the game gets the same event object, serialised once for all of them. The
-  // `sync` (or the replay) goes out through tRPC, after its `started`; once tRPC asks for the next
-  // value, it has sent those, and the later events are written straight to the socket, in order,
-  // as they happen, instead of each making its way through tRPC's loop (src/wire/directEvents.ts).
+  // Every subscriber of the game gets the same event object (never changed once emitted), in a stream
+  // the wire may redirect (src/streams.ts): it can then serialise each event once for all of them.
   game: sessionProcedure
     .use(subscriptionSlot)
-    .use(async ({ getRawInput, next }) => next({ ctx: { request: requestOf(await getRawInput()) } }))
     .input(input.presenceGame)
-    .subscription(({ ctx, input, signal }) => {
-      const events = ctx.services.presence.subscribeGame(
+    .subscription(({ ctx, input, signal }) =>
+      ctx.services.presence.subscribeGame(
         input.gameId,
         input.lastEventId,
         signal ?? new AbortController().signal,
-        ({ id, event }) => tracked(id, shareable(event)),
-      );
-      return ctx.request ? writeDirectlyAfterFirst(events, ctx.socket, ctx.request) : events;
-    }),
+        ({ id, event }) => tracked(id, event),
+      ),
+    ),
 
   user: sessionProcedure
     .use(subscriptionSlot)

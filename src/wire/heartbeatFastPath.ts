@@ -1,8 +1,7 @@
 import { WebSocket } from 'ws';
 import { input, type HeartbeatResult } from '../protocol.js';
-import { heartbeatResult } from '../router/session.js';
-import type { Context, ContextSocket } from '../router/trpc.js';
-import { sharingTransformer } from './encoding.js';
+import { heartbeatResult, type Context } from '../services.js';
+import { transformer } from '../transformer.js';
 
 /**
  * `session.heartbeat` without tRPC's per-call machinery.
@@ -23,6 +22,12 @@ const PATH_BYTES = Buffer.from(`"${PATH}"`);
 const MAX_FRAME_BYTES = 512;
 /** superjson's `meta` for a `HeartbeatResult`: its two Dates, in the order superjson walks them. */
 const RESULT_META = JSON.stringify({ values: { serverTime: ['Date'], staleAt: ['Date'] }, v: 1 });
+
+/** The part of a socket the fast path writes to. */
+export interface HeartbeatSocket {
+  readonly readyState: number;
+  send(data: string): void;
+}
 
 /** The parts of a heartbeat call that its reply repeats. */
 export interface HeartbeatCall {
@@ -91,7 +96,7 @@ export function parseHeartbeatCall(frame: Buffer): HeartbeatCall | null {
     // annotation tree before superjson walks it (`{"values":"x"}` made superjson recurse until the
     // stack overflowed, about 7 ms of CPU per 100-byte frame).
     try {
-      value = sharingTransformer.input.deserialize(raw);
+      value = transformer.input.deserialize(raw);
     } catch {
       return null;
     }
@@ -137,7 +142,7 @@ export function heartbeatReply(call: HeartbeatCall, result: HeartbeatResult): st
  * the rate limit, sent to the connection's actor as activity, and answered. Returns whether it did;
  * `false` means nothing happened and the frame belongs to tRPC.
  */
-export function answerHeartbeat(socket: ContextSocket, context: Context | undefined, frame: Buffer): boolean {
+export function answerHeartbeat(socket: HeartbeatSocket, context: Context | undefined, frame: Buffer): boolean {
   const session = context?.session;
   if (!context || !session || session.ended || socket.readyState !== WebSocket.OPEN) return false;
   const call = parseHeartbeatCall(frame);
