@@ -32,7 +32,7 @@ export default defineConfig({
           // procedures and the transformer must behave, and write, exactly as with them on.
           name: 'integration-slow-paths',
           include: [
-            'test/integration/{presence,lifecycle,heartbeatFastPath,directEvents,badInput,errors,admin,hostile,endsAreFinal,session}.test.ts',
+            'test/integration/{presence,lifecycle,heartbeatFastPath,directEvents,badInput,errors,admin,hostile,endsAreFinal,session,trpcProtocol}.test.ts',
           ],
           env: { PRESENCED_FAST_PATHS: 'false' },
           setupFiles: ['test/support/sentinelHooks.ts'],
