@@ -65,6 +65,9 @@ const fallbackErrorShape: TRPCErrorShape = {
   data: { code: 'INTERNAL_SERVER_ERROR', httpStatus: 500 },
 };
 
+/** `ready` of every socket whose context was created. */
+const CREATED: Promise<null> = Promise.resolve(null);
+
 const PING = Buffer.from('PING');
 const PONG = Buffer.from('PONG');
 
@@ -230,6 +233,8 @@ export class TrpcProtocol<S extends ProtocolSocket> {
   private async createContext(socket: S, params: () => ConnectionParams): Promise<TRPCError | null> {
     try {
       socket.ctx = await this.options.createContext(socket, params());
+      // The promise is not kept for the socket's lifetime: every idle socket would hold one.
+      socket.ready = CREATED;
       return null;
     } catch (cause) {
       const error = this.report(cause, undefined);
