@@ -9,16 +9,16 @@ import { transformer } from '../transformer.js';
  * Profiled under 200 closed-loop clients, a heartbeat through tRPC cost about 7× a bare `ws` echo in
  * server CPU: a context spread per middleware, an `AbortController` per call, superjson both ways,
  * promise hops (bench/results/peers-fixes.md). Heartbeats are nearly all of a presence server's
- * traffic, so the transport answers them here when, and only when, tRPC would answer them with a
- * result: a well-formed call whose input passes the same schema, from an authenticated socket whose
- * session is live, within the rate limit. Everything else (malformed frames, batches, refused or
- * ended sessions, a spent rate limit) goes on to tRPC, so every error is tRPC's own, byte for byte.
+ * traffic, so with fast paths on the wire answers them here when, and only when, the procedure would
+ * answer them with a result: a well-formed call whose input passes the same schema, from an
+ * authenticated socket whose session is live, within the rate limit. Everything else (malformed frames, batches, refused or
+ * ended sessions, a spent rate limit) goes on to the procedure, so every error is the procedure's own.
  * The reply is the bytes tRPC would send (a test compares them).
  */
 
 const PATH = 'session.heartbeat';
 const PATH_BYTES = Buffer.from(`"${PATH}"`);
-/** A heartbeat frame is about 100 bytes; anything much longer is left to tRPC. */
+/** A heartbeat frame is about 100 bytes; anything much longer is left to the procedure. */
 const MAX_FRAME_BYTES = 512;
 /** superjson's `meta` for a `HeartbeatResult`: its two Dates, in the order superjson walks them. */
 const RESULT_META = JSON.stringify({ values: { serverTime: ['Date'], staleAt: ['Date'] }, v: 1 });
@@ -140,13 +140,13 @@ export function heartbeatReply(call: HeartbeatCall, result: HeartbeatResult): st
 /**
  * Answers `frame` if it is a heartbeat this path may answer (see above): the call is counted against
  * the rate limit, sent to the connection's actor as activity, and answered. Returns whether it did;
- * `false` means nothing happened and the frame belongs to tRPC.
+ * `false` means nothing happened and the frame goes on to the procedure.
  */
 export function answerHeartbeat(socket: HeartbeatSocket, context: Context | undefined, frame: Buffer): boolean {
   const session = context?.session;
   if (!context || !session || session.ended || socket.readyState !== WebSocket.OPEN) return false;
   const call = parseHeartbeatCall(frame);
-  // A refused take() spends no token, so tRPC's own take() refuses the call the same way.
+  // A refused take() spends no token, so the procedure's own take() refuses the call the same way.
   if (!call || !context.limiter.take()) return false;
   context.services.connections.touch(session);
   socket.send(heartbeatReply(call, heartbeatResult(context.services, session)));

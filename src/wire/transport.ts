@@ -231,7 +231,7 @@ export function attachTransport(options: TransportOptions) {
 
   function onError(error: TRPCError, path: string | undefined) {
     // A frame ws refused (over maxPayload, invalid UTF-8, a bad opcode): ws closes that socket
-    // (1009, 1007, 1002) and emits 'error', which tRPC reports as an internal error. It is the
+    // (1009, 1007, 1002) and emits 'error', reported (as tRPC does) as an internal error. It is the
     // client's doing: as with the socket's own error listener, a debug line, no error log and no
     // onError, or any client could raise error alarms at will.
     if (isWsFrameError(error.cause)) {

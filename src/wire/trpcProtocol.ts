@@ -211,8 +211,8 @@ export class TrpcProtocol<S extends ProtocolSocket> {
   closed(socket: S) {
     const subscriptions = socket.subscriptions;
     if (!subscriptions) return;
+    socket.subscriptions = null;
     for (const subscription of subscriptions.values()) subscription.abort();
-    subscriptions.clear();
   }
 
   /** An error event of the socket, reported as tRPC reports it. */
@@ -337,7 +337,12 @@ export class TrpcProtocol<S extends ProtocolSocket> {
         return;
       }
     } finally {
-      if (type === 'subscription' && socket.subscriptions?.get(id) === subscription) socket.subscriptions.delete(id);
+      const subscriptions = socket.subscriptions;
+      if (type === 'subscription' && subscriptions?.get(id) === subscription) {
+        subscriptions.delete(id);
+        // A socket without subscriptions keeps no map (most sockets, most of the time).
+        if (subscriptions.size === 0) socket.subscriptions = null;
+      }
     }
     if (type === 'subscription') this.respond(socket, { id, jsonrpc, result: { type: 'stopped' } });
   }
