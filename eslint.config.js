@@ -17,6 +17,17 @@ export default tseslint.config(
     },
   },
   {
+    // The router's procedures return values and event streams; how they reach a socket is the wire's
+    // business. The wire calls the router (it is handed the router object), never the other way round.
+    files: ['src/router/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/wire/**', '**/wire'], message: 'the router imports nothing from the wire' }] },
+      ],
+    },
+  },
+  {
     files: ['eslint.config.js'],
     ...tseslint.configs.disableTypeChecked,
   },

@@ -93,6 +93,15 @@ const fields = {
       .regex(/^wss?:\/\//)
       .optional(),
   },
+  /**
+   * `PRESENCED_FAST_PATHS`: heartbeats answered before any procedure call, and presence events
+   * written directly, serialised once for all subscribers. `false`: every call and event through the
+   * procedures and the transformer, as plain tRPC does; the bytes on the wire are the same. @default true
+   */
+  fastPaths: {
+    env: 'PRESENCED_FAST_PATHS',
+    schema: z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]).default(true),
+  },
   /** `LOG_LEVEL`. @default 'info' */
   logLevel: {
     env: 'LOG_LEVEL',

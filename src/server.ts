@@ -12,7 +12,7 @@ import { Feeds, Topics } from './presence/feeds.js';
 import { PresenceIndex } from './presence/presenceIndex.js';
 import { LocalBus } from './presence/topic.js';
 import { appRouter } from './router/index.js';
-import type { Services } from './router/trpc.js';
+import type { Services } from './services.js';
 import { createMemoryStore } from './store/memory.js';
 import { createRedisStore } from './store/redis.js';
 import type { LoadResult, PresenceStore } from './store/types.js';

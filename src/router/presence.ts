@@ -1,26 +1,20 @@
 import { tracked } from '@trpc/server';
 import { input, type Member } from '../protocol.js';
-import { writeDirectlyAfterFirst } from '../wire/directEvents.js';
-import { requestOf, shareable } from '../wire/encoding.js';
 import { router, sessionProcedure, subscriptionSlot } from './trpc.js';
 
 export const presenceRouter = router({
-  // Every subscriber of the game gets the same event object, serialised once for all of them. The
-  // `sync` (or the replay) goes out through tRPC, after its `started`; once tRPC asks for the next
-  // value, it has sent those, and the later events are written straight to the socket, in order,
-  // as they happen, instead of each making its way through tRPC's loop (src/wire/directEvents.ts).
+  // Every subscriber of the game gets the same event object (never changed once emitted), in a stream
+  // the wire may redirect (src/streams.ts): it can then serialise each event once for all of them.
   game: sessionProcedure
     .use(subscriptionSlot)
-    .use(async ({ getRawInput, next }) => next({ ctx: { request: requestOf(await getRawInput()) } }))
     .input(input.presenceGame)
-    .subscription(({ ctx, input, signal }) => {
-      const events = ctx.services.feeds.game(input.gameId, {
+    .subscription(({ ctx, input, signal }) =>
+      ctx.services.feeds.game(input.gameId, {
         lastEventId: input.lastEventId,
-        signal: signal,
-        wrap: ({ id, data }) => tracked(id, shareable(data)),
-      });
-      return ctx.request ? writeDirectlyAfterFirst(events, ctx.socket, ctx.request) : events;
-    }),
+        signal,
+        wrap: ({ id, data }) => tracked(id, data),
+      }),
+    ),
 
   user: sessionProcedure
     .use(subscriptionSlot)

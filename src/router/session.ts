@@ -1,22 +1,13 @@
-import type { ConnectionHandle } from '../connections/registry.js';
-import { input, type HeartbeatResult } from '../protocol.js';
-import { router, sessionProcedure, subscriptionSlot, type Services } from './trpc.js';
-
-/** What `session.heartbeat` answers, once the call has been counted as activity. */
-export function heartbeatResult(services: Services, session: ConnectionHandle): HeartbeatResult {
-  return {
-    serverTime: new Date(services.clock.now()),
-    state: session.sessionState,
-    staleAt: new Date(session.context.staleAt),
-  };
-}
+import { input } from '../protocol.js';
+import { heartbeatResult } from '../services.js';
+import { router, sessionProcedure, subscriptionSlot } from './trpc.js';
 
 export const sessionRouter = router({
   info: sessionProcedure.query(({ ctx }) => ctx.services.connections.info(ctx.session)),
 
-  // The typed contract of the hot path. Well-formed heartbeats of a live session are answered before
-  // tRPC, byte for byte as here (src/wire/heartbeatFastPath.ts); this procedure answers the rest, errors
-  // included. The `authed` middleware already sent the activity to the actor.
+  // The typed contract of the hot path. With fast paths on, the wire answers well-formed heartbeats of
+  // a live session before any procedure call, byte for byte as here; this procedure answers the rest,
+  // errors included. The `authed` middleware already sent the activity to the actor.
   heartbeat: sessionProcedure.input(input.heartbeat).mutation(({ ctx }) => heartbeatResult(ctx.services, ctx.session)),
 
   // Answered once the end is stored: a crash right after this reply cannot bring the session back.

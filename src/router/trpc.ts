@@ -1,54 +1,13 @@
 import { initTRPC } from '@trpc/server';
-import type { Clock } from '../clock.js';
-import type { ResolvedConfig } from '../config.js';
-import type { ConnectionHandle, Connections } from '../connections/registry.js';
 import { clientMessage, PresenceError, toTRPCError } from '../errors.js';
-import type { Feeds } from '../presence/feeds.js';
-import type { PresenceIndex } from '../presence/presenceIndex.js';
-import type { RateLimiter } from '../wire/rateLimit.js';
-import { sharingTransformer } from '../wire/encoding.js';
-import type { PresenceStore } from '../store/types.js';
-
-/** What every procedure can reach. One per server, shared by every socket. */
-export interface Services {
-  config: ResolvedConfig;
-  connections: Connections;
-  presence: PresenceIndex;
-  /** Every subscription's events: games, users, sessions, admin stats. */
-  feeds: Feeds;
-  store: PresenceStore;
-  clock: Clock;
-}
-
-/** Per socket: created once by `createContext` when the socket authenticates (or fails to). */
-export interface Context {
-  services: Services;
-  /** `null` when the connection was refused; `refusal` says why. */
-  session: ConnectionHandle | null;
-  refusal: PresenceError | null;
-  limiter: RateLimiter;
-  /**
-   * Subscriptions open on this socket. An object, so that the count survives tRPC's middlewares,
-   * which hand the next one a copy of the context.
-   */
-  subscriptions: { open: number };
-  /** This context's socket, for frames written to it directly (presence events). */
-  socket: ContextSocket;
-  /** Called once a refused socket's call has been answered: the transport closes it then. */
-  onRefused(): void;
-}
-
-/** The part of a socket that frames are written to. */
-export interface ContextSocket {
-  readonly readyState: number;
-  send(data: string): void;
-}
+import type { Context } from '../services.js';
+import { isDirectStream } from '../streams.js';
+import { transformer } from '../transformer.js';
 
 // `isDev: false`: stack traces go to the logs, never to clients, and so does the text of anything
-// unexpected (`clientMessage`). The transformer is superjson, with presence events serialised once
-// for all their subscribers (src/wire/encoding.ts).
+// unexpected (`clientMessage`). The transformer is superjson, with inputs read defensively.
 const t = initTRPC.context<Context>().create({
-  transformer: sharingTransformer,
+  transformer,
   isDev: false,
   errorFormatter: ({ shape, error }) => ({ ...shape, message: clientMessage(error) }),
 });
@@ -86,7 +45,8 @@ const adminOnly = t.middleware(({ ctx, next }) => {
 
 /**
  * `data` (a subscription's async iterable) that calls `release` once when it ends: done, failed, or
- * stopped by tRPC (`return()`, on `subscription.stop`, on close, on error).
+ * stopped (`return()`, on `subscription.stop`, on close, on error). A stream that can be redirected
+ * (src/streams.ts) stays one: whoever serves it may take its events without `next()`.
  */
 function releasing(data: unknown, release: () => void): unknown {
   if (typeof data !== 'object' || data === null || !(Symbol.asyncIterator in data)) {
@@ -100,7 +60,7 @@ function releasing(data: unknown, release: () => void): unknown {
     held = false;
     release();
   };
-  const iterator: AsyncIterableIterator<unknown> = {
+  const iterator: AsyncIterableIterator<unknown> & { redirect?: (write: (value: unknown) => void) => void } = {
     next: () =>
       source.next().then(
         (result) => {
@@ -118,6 +78,7 @@ function releasing(data: unknown, release: () => void): unknown {
     },
     [Symbol.asyncIterator]: () => iterator,
   };
+  if (isDirectStream(source)) iterator.redirect = (write) => source.redirect(write);
   return iterator;
 }
 

@@ -2,7 +2,7 @@
  * tRPC refuses a batch larger than `maxBatchSize`, but answers each of its calls with an error, in
  * one synchronous loop: a 900 KB frame of 100,000 `{"id":1}` held the event loop for over a second
  * and wrote 4 MB of replies, from a socket that had not even authenticated. A frame that is a JSON
- * array of more calls than that is answered here, once, and never reaches tRPC.
+ * array of more calls than that is answered here, once, and never reaches the protocol.
  */
 
 const OPEN_ARRAY = 0x5b;
@@ -18,7 +18,7 @@ const isWhitespace = (byte: number | undefined) => byte === 0x20 || byte === 0x0
 /**
  * Whether `frame` is a JSON array of more than `max` elements. It counts the commas between the
  * array's own elements (strings and nested values skipped) and stops as soon as it has seen enough:
- * a scan of the bytes, no parse. What is not valid JSON is tRPC's to refuse.
+ * a scan of the bytes, no parse. What is not valid JSON is the protocol's to refuse.
  */
 export function isBatchLargerThan(frame: Buffer, max: number): boolean {
   let i = 0;

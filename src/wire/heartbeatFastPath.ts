@@ -1,8 +1,7 @@
 import { WebSocket } from 'ws';
 import { input, type HeartbeatResult } from '../protocol.js';
-import { heartbeatResult } from '../router/session.js';
-import type { Context, ContextSocket } from '../router/trpc.js';
-import { sharingTransformer } from './encoding.js';
+import { heartbeatResult, type Context } from '../services.js';
+import { transformer } from '../transformer.js';
 
 /**
  * `session.heartbeat` without tRPC's per-call machinery.
@@ -10,19 +9,25 @@ import { sharingTransformer } from './encoding.js';
  * Profiled under 200 closed-loop clients, a heartbeat through tRPC cost about 7× a bare `ws` echo in
  * server CPU: a context spread per middleware, an `AbortController` per call, superjson both ways,
  * promise hops (bench/results/peers-fixes.md). Heartbeats are nearly all of a presence server's
- * traffic, so the transport answers them here when, and only when, tRPC would answer them with a
- * result: a well-formed call whose input passes the same schema, from an authenticated socket whose
- * session is live, within the rate limit. Everything else (malformed frames, batches, refused or
- * ended sessions, a spent rate limit) goes on to tRPC, so every error is tRPC's own, byte for byte.
+ * traffic, so with fast paths on the wire answers them here when, and only when, the procedure would
+ * answer them with a result: a well-formed call whose input passes the same schema, from an
+ * authenticated socket whose session is live, within the rate limit. Everything else (malformed frames, batches, refused or
+ * ended sessions, a spent rate limit) goes on to the procedure, so every error is the procedure's own.
  * The reply is the bytes tRPC would send (a test compares them).
  */
 
 const PATH = 'session.heartbeat';
 const PATH_BYTES = Buffer.from(`"${PATH}"`);
-/** A heartbeat frame is about 100 bytes; anything much longer is left to tRPC. */
+/** A heartbeat frame is about 100 bytes; anything much longer is left to the procedure. */
 const MAX_FRAME_BYTES = 512;
 /** superjson's `meta` for a `HeartbeatResult`: its two Dates, in the order superjson walks them. */
 const RESULT_META = JSON.stringify({ values: { serverTime: ['Date'], staleAt: ['Date'] }, v: 1 });
+
+/** The part of a socket the fast path writes to. */
+export interface HeartbeatSocket {
+  readonly readyState: number;
+  send(data: string): void;
+}
 
 /** The parts of a heartbeat call that its reply repeats. */
 export interface HeartbeatCall {
@@ -91,7 +96,7 @@ export function parseHeartbeatCall(frame: Buffer): HeartbeatCall | null {
     // annotation tree before superjson walks it (`{"values":"x"}` made superjson recurse until the
     // stack overflowed, about 7 ms of CPU per 100-byte frame).
     try {
-      value = sharingTransformer.input.deserialize(raw);
+      value = transformer.input.deserialize(raw);
     } catch {
       return null;
     }
@@ -135,13 +140,13 @@ export function heartbeatReply(call: HeartbeatCall, result: HeartbeatResult): st
 /**
  * Answers `frame` if it is a heartbeat this path may answer (see above): the call is counted against
  * the rate limit, sent to the connection's actor as activity, and answered. Returns whether it did;
- * `false` means nothing happened and the frame belongs to tRPC.
+ * `false` means nothing happened and the frame goes on to the procedure.
  */
-export function answerHeartbeat(socket: ContextSocket, context: Context | undefined, frame: Buffer): boolean {
+export function answerHeartbeat(socket: HeartbeatSocket, context: Context | undefined, frame: Buffer): boolean {
   const session = context?.session;
   if (!context || !session || session.ended || socket.readyState !== WebSocket.OPEN) return false;
   const call = parseHeartbeatCall(frame);
-  // A refused take() spends no token, so tRPC's own take() refuses the call the same way.
+  // A refused take() spends no token, so the procedure's own take() refuses the call the same way.
   if (!call || !context.limiter.take()) return false;
   context.services.connections.touch(session);
   socket.send(heartbeatReply(call, heartbeatResult(context.services, session)));

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AdmissionCounts } from './admission.js';
-import type { Services } from '../router/trpc.js';
+import type { Services } from '../services.js';
 
 export interface HttpOptions {
   services: Services;

@@ -1,8 +1,8 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
+import type { TRPCError } from '@trpc/server';
 import type { Logger } from 'pino';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { Admission, type AdmissionCounts } from './admission.js';
 import { isBatchLargerThan } from './batchGuard.js';
 import type { Authenticate, ConnectionParams } from './auth.js';
@@ -15,9 +15,9 @@ import { keepAliveSweepMs, sweepKeepAlive, type Liveness } from './keepAlive.js'
 import { LogThrottle } from './logThrottle.js';
 import { CloseCode } from '../protocol.js';
 import { RateLimiter } from './rateLimit.js';
-import { sharingEncoder, sharingTransformer } from './encoding.js';
+import { ProtocolSocket, TrpcProtocol } from './trpcProtocol.js';
 import type { AppRouter } from '../router/index.js';
-import type { Context, Services } from '../router/trpc.js';
+import type { Context, Services } from '../services.js';
 
 export const TRPC_PATH = '/trpc';
 
@@ -37,9 +37,9 @@ function isWsFrameError(cause: unknown): cause is Error & { code: string } {
  * What tRPC answers for a request refused before any procedure (`{ id: null, error }`, the error
  * shape through the transformer): BAD_REQUEST, JSON-RPC code -32600.
  */
-function refusalFrame(message: string): string {
+function refusalFrame(router: AppRouter, message: string): string {
   const shape = { message, code: -32600, data: { code: 'BAD_REQUEST', httpStatus: 400 } };
-  const error: unknown = sharingTransformer.output.serialize(shape);
+  const error: unknown = router._def._config.transformer.output.serialize(shape);
   return JSON.stringify({ id: null, error });
 }
 
@@ -56,6 +56,7 @@ const refusalCloseCode = {
 
 export interface TransportOptions {
   server: Server;
+  /** The router the composition root serves; the transport calls its procedures, never imports them. */
   router: AppRouter;
   services: Services;
   authenticate: Authenticate;
@@ -87,25 +88,38 @@ type SendData = Parameters<WebSocket['send']>[0];
 type SendCallback = (error?: Error) => void;
 type SendOptions = Exclude<Parameters<WebSocket['send']>[1], SendCallback | undefined>;
 
-/** Per socket: its keep-alive, its peer and, once `createContext` is done, its tRPC context. */
-interface SocketState extends Liveness {
-  ip: string | null;
-  userAgent: string | null;
-  context: Context | undefined;
-  /** Frames and bytes received before `context` was there (tRPC holds each until then). */
-  early: { frames: number; bytes: number };
+/**
+ * Per socket, one object: its protocol state (its tRPC context once created, its subscriptions), its
+ * keep-alive, its peer, and the connection it opened.
+ */
+class SocketState extends ProtocolSocket<WebSocket> implements Liveness {
+  heard = false;
+  quietSince = performance.now();
+  pingedAt: number | null = null;
+  /** Frames received before the context was there (the protocol holds each until then). */
+  earlyFrames = 0;
+  earlyBytes = 0;
+  /** The connection it opened, from then on (before its context is ready): closing the socket ends it. */
+  opened: ConnectionHandle | null = null;
+
+  constructor(
+    ws: WebSocket,
+    readonly ip: string | null,
+    readonly userAgent: string | null,
+  ) {
+    super(ws);
+  }
 }
 
 /**
- * What tRPC gets of the upgrade request. It reads the URL and the host once, when the socket
- * connects, but its per-socket closures keep whatever it was given for the socket's lifetime: the
- * whole IncomingMessage, with its headers, raw headers and stream state, was about 1 KB of every
- * idle connection's heap (a heap-snapshot diff, bench/results/peers-fixes.md). The transport reads
- * the peer's address and user agent itself (`SocketState`). HTTP only: presenced serves no TLS.
+ * Whether the client announced a `connectionParams` message (`?connectionParams=1`), read once: the
+ * upgrade request itself is not kept (the whole IncomingMessage, headers and stream state, was about
+ * 1 KB of every idle connection's heap when tRPC's handler held it, bench/results/peers-fixes.md).
  */
-function upgradeSummary(req: IncomingMessage): IncomingMessage {
-  const host = req.headers.host;
-  return { url: req.url, headers: host === undefined ? {} : { host } } as IncomingMessage;
+function announcesConnectionParams(req: IncomingMessage): boolean {
+  const url = req.url ?? '/';
+  const query = url.indexOf('?');
+  return query !== -1 && new URLSearchParams(url.slice(query + 1)).get('connectionParams') === '1';
 }
 
 /** A socket's tRPC context. Its methods are shared: an accepted socket's context keeps no closures. */
@@ -118,7 +132,7 @@ class SocketContext implements Context {
   constructor(
     readonly services: Services,
     readonly limiter: RateLimiter,
-    readonly socket: WebSocket,
+    private readonly socket: WebSocket,
   ) {}
 
   onRefused() {
@@ -152,14 +166,13 @@ export function attachTransport(options: TransportOptions) {
   const sockets = new Map<WebSocket, SocketState>();
   const admission = new Admission<WebSocket>(config, clock);
   const maxBatchSize = config.rateLimit * 2;
-  const batchRefusal = refusalFrame(`a batch may carry at most ${maxBatchSize} calls`);
+  const batchRefusal = refusalFrame(router, `a batch may carry at most ${maxBatchSize} calls`);
   /** Frames past either bound before authentication close the socket (1008). */
-  const tooEarly = (state: SocketState, data: unknown) => {
-    state.early.frames++;
-    state.early.bytes += Buffer.isBuffer(data) ? data.length : 0;
-    return state.early.frames > EARLY_FRAMES || state.early.bytes > 2 * config.maxPayloadBytes;
+  const tooEarly = (state: SocketState, data: Buffer) => {
+    state.earlyFrames++;
+    state.earlyBytes += data.length;
+    return state.earlyFrames > EARLY_FRAMES || state.earlyBytes > 2 * config.maxPayloadBytes;
   };
-  let unexpectedListeners = false;
   const keepAliveTiming = { pingMs: config.pingMs, pongWaitMs: config.pongWaitMs };
   const keepAlive = setInterval(
     () => sweepKeepAlive(sockets, performance.now(), keepAliveTiming),
@@ -185,8 +198,8 @@ export function attachTransport(options: TransportOptions) {
   };
   server.on('upgrade', onUpgrade);
 
-  async function createContext(ws: WebSocket, params: ConnectionParams): Promise<Context> {
-    const state = sockets.get(ws);
+  async function createContext(state: SocketState, params: ConnectionParams): Promise<Context> {
+    const ws = state.ws;
     const context = new SocketContext(services, new RateLimiter(config.rateLimit, config.rateLimit * 2, clock), ws);
     try {
       const identity = await authenticate(params);
@@ -195,90 +208,103 @@ export function attachTransport(options: TransportOptions) {
       // The node can have filled up while this socket authenticated.
       if (!admission.hasRoom())
         throw new PresenceError('UNAVAILABLE', `at capacity (${config.maxConnections} connections)`);
-      const handle = connections.open({
+      state.opened = connections.open({
         ...identity,
-        ip: state?.ip ?? null,
-        userAgent: state?.userAgent ?? null,
+        ip: state.ip,
+        userAgent: state.userAgent,
         resume: params?.['resume'],
         socket: ws,
       });
-      ws.once('close', () => connections.socketClosed(handle, ws));
       admission.admit(ws);
       // Under the `replace` policy the user's old connections end first: the new session answers
       // nothing until their ends are stored (an end is stored before anything announces it).
-      await handle.replacing;
-      context.session = handle;
+      await state.opened.replacing;
+      context.session = state.opened;
     } catch (error) {
       if (!(error instanceof PresenceError)) throw error;
       throttled.info('connection refused', { code: error.code, reason: error.message });
       context.refusal = error;
       setTimeout(() => context.closeRefused(), REFUSED_SOCKET_GRACE_MS).unref();
     }
-    if (state) state.context = context;
     return context;
   }
 
-  const handle = getWSConnectionHandler<AppRouter>({
-    wss,
+  function onError(error: TRPCError, path: string | undefined) {
+    // A frame ws refused (over maxPayload, invalid UTF-8, a bad opcode): ws closes that socket
+    // (1009, 1007, 1002) and emits 'error', reported (as tRPC does) as an internal error. It is the
+    // client's doing: as with the socket's own error listener, a debug line, no error log and no
+    // onError, or any client could raise error alarms at will.
+    if (isWsFrameError(error.cause)) {
+      logger.debug({ code: error.cause.code }, 'frame refused by ws');
+      return;
+    }
+    if (error.code === 'INTERNAL_SERVER_ERROR') {
+      // The client's reply is formatted after this, from the same error: it carries this id there.
+      logger.error({ err: error, path, errorId: identifyError(error) }, 'procedure failed');
+      hooks.onError?.(error, `procedure ${path ?? '(none)'}`);
+    }
+  }
+
+  const protocol = new TrpcProtocol<SocketState>({
     router,
-    createContext: (opts) => createContext(opts.res, opts.info.connectionParams),
-    // Ours (src/wire/keepAlive.ts), on one sweep instead of two timers per socket.
-    keepAlive: { enabled: false },
-    // A batch larger than the burst would only be refused call by call (`route` answers it once).
-    maxBatchSize,
-    // JSON, with presence events written once for all their subscribers (src/wire/encoding.ts).
-    experimental_encoder: sharingEncoder,
-    onError({ error, path }) {
-      // A frame ws refused (over maxPayload, invalid UTF-8, a bad opcode): ws closes that socket
-      // (1009, 1007, 1002) and emits 'error', which tRPC reports as an internal error. It is the
-      // client's doing: as with the socket's own error listener, a debug line, no error log and no
-      // onError, or any client could raise error alarms at will.
-      if (isWsFrameError(error.cause)) {
-        logger.debug({ code: error.cause.code }, 'frame refused by ws');
-        return;
-      }
-      if (error.code === 'INTERNAL_SERVER_ERROR') {
-        // tRPC formats the client's reply after this, from the same error: it carries this id there.
-        logger.error({ err: error, path, errorId: identifyError(error) }, 'procedure failed');
-        hooks.onError?.(error, `procedure ${path ?? '(none)'}`);
-      }
-    },
+    createContext,
+    onError,
+    // A batch is never redirected: sending `F` and then `[F]` compares a fast path with tRPC's way.
+    directEvents: config.fastPaths,
   });
 
   /**
-   * A heartbeat the fast path can answer never reaches tRPC; every other frame goes to tRPC's own
-   * listener, unchanged. Exceptions in the fast path must not escape a socket listener (that would
-   * crash the process): the frame then goes to tRPC, which answers it or reports the error.
+   * Every frame of every socket, `this` being the socket: no listener closures per socket. A
+   * heartbeat the fast path can answer (fast paths on) is answered before any procedure call;
+   * exceptions in the fast path must not escape a socket listener (that would crash the process):
+   * the frame then goes on to the protocol, which answers it or reports the error.
    */
-  function route(ws: WebSocket, state: SocketState, trpcListener: (data: unknown, isBinary: boolean) => void) {
-    return (data: unknown, isBinary: boolean) => {
-      state.heard = true;
-      // Until the socket's context exists, tRPC parses every frame and holds it: bounded here, as the
-      // rate limit bounds them afterwards. A client sends its connectionParams and a batch or two.
-      if (state.context === undefined && tooEarly(state, data)) {
-        throttled.info('socket turned away', { why: 'too many frames before authentication' });
-        closeFirmly(ws, CloseCode.policyViolation, 'too many frames before authentication');
+  function onMessage(this: WebSocket, data: RawData, isBinary: boolean) {
+    const state = sockets.get(this);
+    // ws hands frames over as Buffers (its default binaryType, which presenced never changes).
+    if (state === undefined || !Buffer.isBuffer(data)) return;
+    state.heard = true;
+    // Until the socket's context exists, the protocol holds every call until it is: bounded here, as
+    // the rate limit bounds them afterwards. A client sends its connectionParams and a batch or two.
+    if (state.ctx === undefined && tooEarly(state, data)) {
+      throttled.info('socket turned away', { why: 'too many frames before authentication' });
+      closeFirmly(this, CloseCode.policyViolation, 'too many frames before authentication');
+      return;
+    }
+    if (!isBinary) {
+      if (isBatchLargerThan(data, maxBatchSize)) {
+        this.send(batchRefusal);
         return;
       }
-      if (!isBinary && Buffer.isBuffer(data)) {
-        if (isBatchLargerThan(data, maxBatchSize)) {
-          ws.send(batchRefusal);
-          return;
-        }
+      if (config.fastPaths) {
         try {
-          if (answerHeartbeat(ws, state.context, data)) return;
+          if (answerHeartbeat(this, state.ctx, data)) return;
         } catch (error) {
           logger.error({ err: error }, 'heartbeat fast path failed');
           hooks.onError?.(error, 'heartbeat fast path');
         }
       }
-      trpcListener(data, isBinary);
-    };
+    }
+    protocol.message(state, data, isBinary);
+  }
+
+  function onClose(this: WebSocket) {
+    admission.leave(this);
+    const state = sockets.get(this);
+    if (state === undefined) return;
+    sockets.delete(this);
+    protocol.closed(state);
+    if (state.opened) connections.socketClosed(state.opened, this);
+  }
+
+  function onSocketError(error: Error) {
+    // A frame over maxPayload makes ws close with 1009 and emit 'error'; nothing else to do.
+    logger.debug({ err: error }, 'socket error');
+    protocol.socketError(error);
   }
 
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
-    // A frame over maxPayload makes ws close with 1009 and emit 'error'; nothing else to do.
-    ws.on('error', (error) => logger.debug({ err: error }, 'socket error'));
+    ws.on('error', onSocketError);
     const arrival = admission.arrive(ws, () => {
       throttled.info('authentication timed out', { authTimeoutMs: config.authTimeoutMs });
       closeFirmly(ws, CloseCode.unauthorized, 'authentication timed out');
@@ -292,31 +318,16 @@ export function attachTransport(options: TransportOptions) {
       );
       return;
     }
-    ws.once('close', () => admission.leave(ws));
     const userAgent = req.headers['user-agent'];
-    const state: SocketState = {
-      heard: false,
-      quietSince: performance.now(),
-      pingedAt: null,
-      ip: req.socket.remoteAddress ?? null,
-      userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 512) : null,
-      context: undefined,
-      early: { frames: 0, bytes: 0 },
-    };
+    const state = new SocketState(
+      ws,
+      req.socket.remoteAddress ?? null,
+      typeof userAgent === 'string' ? userAgent.slice(0, 512) : null,
+    );
     sockets.set(ws, state);
-    ws.once('close', () => sockets.delete(ws));
-    handle(ws, upgradeSummary(req));
-    // tRPC listens for messages with exactly one listener: the fast path goes in front of it. Should
-    // a tRPC version add more, every frame goes to tRPC as it is (slower, never wrong).
-    const [trpcListener, ...others] = ws.listeners('message') as ((data: unknown, isBinary: boolean) => void)[];
-    if (!trpcListener || others.length > 0) {
-      if (!unexpectedListeners) logger.error('tRPC added more than one message listener: heartbeats go through tRPC');
-      unexpectedListeners = true;
-      ws.on('message', () => (state.heard = true));
-      return;
-    }
-    ws.off('message', trpcListener);
-    ws.on('message', route(ws, state, trpcListener));
+    ws.once('close', onClose);
+    ws.on('message', onMessage);
+    protocol.connect(state, announcesConnectionParams(req));
   });
 
   return {

@@ -4,10 +4,11 @@ import { frameTexts, RawSocket } from '../support/rawSocket.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 /**
- * After the first value, presence.game events are written to the socket directly (src/wire/directEvents.ts)
- * for a subscription the encoder saw come in as a single message. A batch of one is not noted, so it
- * goes through tRPC's loop all the way: two sockets subscribing the same way, one with the frame and
- * one with the frame in a batch, must receive the same bytes.
+ * After the first value, presence.game events are written to the socket directly, serialised once
+ * for all subscribers (src/wire/trpcProtocol.ts), for a subscription that came in as a single call.
+ * A batch of one goes through the iteration loop all the way, as tRPC's adapter does: two sockets
+ * subscribing the same way, one with the frame and one with the frame in a batch, must receive the
+ * same bytes. With fast paths off (the integration-slow-paths project), both take the loop.
  */
 
 const subscribe = (id: number | string, gameId: string, extra: Record<string, unknown> = {}) =>

@@ -6,8 +6,8 @@ import { frameTexts, RawSocket } from '../support/rawSocket.js';
 import { startServer } from '../support/server.js';
 
 /**
- * `session.heartbeat` is answered before tRPC when it can be (src/wire/heartbeatFastPath.ts). A batch of
- * one always goes through tRPC, so sending a frame `F` and then `[F]` with the same id compares the
+ * `session.heartbeat` is answered before any procedure call when it can be (src/wire/heartbeatFastPath.ts).
+ * A batch of one always goes through the procedure, so sending a frame `F` and then `[F]` with the same id compares the
  * fast path's answer with tRPC's, byte for byte. A fixed clock makes the two answers' times equal.
  */
 

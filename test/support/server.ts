@@ -11,11 +11,18 @@ export interface TestServer extends AsyncDisposable {
   client(userId: string, options?: Partial<PresenceClientOptions>): PresenceClient;
 }
 
+/**
+ * `PRESENCED_FAST_PATHS` of the test run (the `integration-slow-paths` project sets `false`): the
+ * default of every server a test starts or spawns, so the same tests run against both settings.
+ */
+export const testFastPaths = process.env['PRESENCED_FAST_PATHS'] !== 'false';
+
 /** A server on port 0 with short timeouts unless overridden; dispose with `await using`. */
 export async function startServer(options: PresenceServerOptions = {}): Promise<TestServer> {
   const server = createPresenceServer({
     port: 0,
     logger: pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' }),
+    fastPaths: testFastPaths,
     ...options,
   });
   const { url, wsUrl } = await server.listen();

@@ -53,7 +53,14 @@ export async function spawnServer(
   const port = env['PORT'] === undefined ? await freePort() : Number(env['PORT']);
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'src/tools/cli.ts', 'serve'], {
     cwd: root,
-    env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'warn', ...env, PORT: String(port) },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      LOG_LEVEL: 'warn',
+      // The test run's setting (the integration-slow-paths project sets `false`), unless `env` names one.
+      PRESENCED_FAST_PATHS: process.env['PRESENCED_FAST_PATHS'] ?? 'true',
+      ...env,
+      PORT: String(port),
+    },
   });
   let stdout = '';
   let stderr = '';

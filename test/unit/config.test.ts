@@ -22,6 +22,7 @@ describe('config', () => {
       userPolicy: 'multi',
       maxConnectionsPerUser: 10,
       maxConnections: 100_000,
+      fastPaths: true,
       logLevel: 'info',
     });
     expect(config.redisUrl).toBeUndefined();
@@ -97,6 +98,17 @@ describe('config', () => {
         'invalid PRESENCED_AUTH="jwt": PRESENCED_JWT_SECRET must be set (at least 32 bytes)',
       );
     });
+  });
+
+  it('PRESENCED_FAST_PATHS is true or false, and nothing else', () => {
+    expect(configFromEnv({ PRESENCED_FAST_PATHS: 'false' }).fastPaths).toBe(false);
+    expect(configFromEnv({ PRESENCED_FAST_PATHS: 'true' }).fastPaths).toBe(true);
+    expect(configFromOptions({ fastPaths: false }).fastPaths).toBe(false);
+    for (const value of ['0', 'no', 'FALSE', 'off'])
+      expect(configError(() => configFromEnv({ PRESENCED_FAST_PATHS: value }))).toMatch(
+        /^invalid PRESENCED_FAST_PATHS=/,
+      );
+    expect(configError(() => configFromOptions({ fastPaths: 'yes' as never }))).toMatch(/^invalid fastPaths=/);
   });
 
   it('PRESENCED_JWT_ISSUER and PRESENCED_JWT_AUDIENCE are unset by default and read when set', () => {

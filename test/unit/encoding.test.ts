@@ -1,9 +1,12 @@
+import { transformTRPCResponse } from '@trpc/server';
 import { jsonEncoder } from '@trpc/server/adapters/ws';
 import superjson from 'superjson';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PresenceError } from '../../src/errors.js';
 import type { PresenceEvent } from '../../src/protocol.js';
-import { shareable, sharingEncoder, sharingTransformer } from '../../src/wire/encoding.js';
+import { appRouter } from '../../src/router/index.js';
+import { transformer } from '../../src/transformer.js';
+import { TrpcProtocol, type ProtocolSocket } from '../../src/wire/trpcProtocol.js';
 
 const member = (n: number) => ({
   userId: `user.${n}`,
@@ -20,16 +23,20 @@ const dataFrame = (subscription: number | string, jsonrpc: '2.0' | undefined, id
   result: { type: 'data' as const, data: { id, data }, id },
 });
 
-/** What tRPC writes: each `result.data` through the transformer, then the encoder. */
-function write(
-  frame: ReturnType<typeof dataFrame>,
-  transformer: { serialize(value: unknown): unknown },
-  encoder: { encode(value: unknown): unknown },
-) {
-  return encoder.encode({ ...frame, result: { ...frame.result, data: transformer.serialize(frame.result.data) } });
-}
-const plain = (frame: ReturnType<typeof dataFrame>) => write(frame, superjson, jsonEncoder);
-const sharing = (frame: ReturnType<typeof dataFrame>) => write(frame, sharingTransformer.output, sharingEncoder);
+/** What tRPC's adapter writes: the response through the router's transformer, then its JSON encoder. */
+const viaTrpc = (frame: ReturnType<typeof dataFrame>) =>
+  jsonEncoder.encode(transformTRPCResponse(appRouter._def._config, frame));
+/** What plain superjson and JSON write, independently of the router's configuration. */
+const plain = (frame: ReturnType<typeof dataFrame>) =>
+  JSON.stringify({ ...frame, result: { ...frame.result, data: superjson.serialize(frame.result.data) } });
+
+const protocol = () =>
+  new TrpcProtocol<ProtocolSocket>({
+    router: appRouter,
+    createContext: () => Promise.reject(new Error('no sockets here')),
+    onError: () => undefined,
+    directEvents: true,
+  });
 
 describe('shared encoding of presence events', () => {
   const events: PresenceEvent[] = [
@@ -39,38 +46,32 @@ describe('shared encoding of presence events', () => {
   ];
 
   it('writes the bytes superjson and tRPC would, for every subscriber of a shared event', () => {
+    const wire = protocol();
     for (const [n, event] of events.entries()) {
-      const shared = shareable(event);
-      for (const subscription of [1, 'two', 'quote " and \\ and \u0000presenced:shared\u0000']) {
+      for (const subscription of [1, 'two', 'quote " and \\ and \u2028']) {
         for (const jsonrpc of [undefined, '2.0'] as const) {
-          const frame = dataFrame(subscription, jsonrpc, `e-${n}`, shared);
-          expect(sharing(frame)).toBe(plain(frame));
+          const frame = dataFrame(subscription, jsonrpc, `e-${n}`, event);
+          const written = wire.eventFrame(subscription, jsonrpc, `e-${n}`, event);
+          expect(written).toBe(viaTrpc(frame));
+          expect(written).toBe(plain(frame));
         }
       }
     }
   });
 
   it('serialises a shared event once, and again for another id', () => {
-    const event = shareable({ type: 'join', gameId: 'g', member: member(7) });
-    const first = sharingTransformer.output.serialize({ id: 'e-1', data: event }) as object;
-    expect(sharingTransformer.output.serialize({ id: 'e-1', data: event })).toBe(first);
-    const other = sharingTransformer.output.serialize({ id: 'e-2', data: event }) as object;
-    expect(other).not.toBe(first);
-    expect(other).toEqual(superjson.serialize({ id: 'e-2', data: event }));
-  });
-
-  it('leaves everything else to superjson and JSON: unshared events, results, errors', () => {
-    const unshared = dataFrame(3, undefined, 'e-9', { type: 'join', gameId: 'g', member: member(9) });
-    expect(sharing(unshared)).toBe(plain(unshared));
-    const result = { id: 4, result: { type: 'data', data: { serverTime: new Date(0), state: 'connected' } } };
-    const encode = (
-      transformer: { serialize(value: unknown): unknown },
-      encoder: { encode(value: unknown): unknown },
-    ) => encoder.encode({ ...result, result: { ...result.result, data: transformer.serialize(result.result.data) } });
-    expect(encode(sharingTransformer.output, sharingEncoder)).toBe(encode(superjson, jsonEncoder));
-    const error = { id: null, error: { code: -32700, message: 'Parse error' } };
-    expect(sharingEncoder.encode(error)).toBe(jsonEncoder.encode(error));
-    expect(() => sharingEncoder.decode(new Uint8Array([1]))).toThrow(/binary/);
+    const wire = protocol();
+    const serialize = vi.spyOn(appRouter._def._config.transformer.output, 'serialize');
+    try {
+      const event = { type: 'join', gameId: 'g', member: member(7) };
+      for (const subscription of [1, 2, 3]) wire.eventFrame(subscription, undefined, 'e-1', event);
+      expect(serialize).toHaveBeenCalledTimes(1);
+      const other = wire.eventFrame(4, undefined, 'e-2', event);
+      expect(serialize).toHaveBeenCalledTimes(2);
+      expect(other).toBe(plain(dataFrame(4, undefined, 'e-2', event)));
+    } finally {
+      serialize.mockRestore();
+    }
   });
 });
 
@@ -86,7 +87,7 @@ function refusal(fn: () => unknown): PresenceError {
 }
 
 describe('input deserialisation', () => {
-  const deserialize = (value: unknown): unknown => sharingTransformer.input.deserialize(value);
+  const deserialize = (value: unknown): unknown => transformer.input.deserialize(value);
 
   it('reads what superjson writes for the inputs of our procedures: undefined, numbers, NaN, Infinity', () => {
     const values: unknown[] = [
