@@ -178,17 +178,29 @@ export function heapGrowthByPart(beforeFile: string, afterFile: string, perUnit:
     const script = shared === undefined ? undefined : edgeTarget(shared, 'script_or_debug_info');
     return script === undefined ? '' : (after.names[script] ?? '');
   };
+  const partOfUrl = (url: string) => (url ? PARTS.find((entry) => entry.url?.test(url))?.part : undefined);
+  /**
+   * A class instance belongs to the part of its most basic class that has one (a subclass of ws's
+   * WebSocket is ws); a plain object, to the part of the first method it holds (what a factory
+   * returns); a timer, to its callback's.
+   */
   const partOf = (n: number): string | undefined => {
     const type = after.types[n];
     const name = after.names[n] ?? '';
-    let url = '';
-    if (type === 'closure') url = scriptOf(n);
-    else if (type === 'object' && name === 'Timeout') url = scriptOf(edgeTarget(n, '_onTimeout'));
-    else if (type === 'object' || type === 'native') {
-      const proto = edgeTarget(n, '__proto__');
-      url = scriptOf(proto === undefined ? undefined : edgeTarget(proto, 'constructor'));
+    if (type === 'closure') return partOfUrl(scriptOf(n));
+    if (type === 'object' && name === 'Timeout') return partOfUrl(scriptOf(edgeTarget(n, '_onTimeout')));
+    if (type !== 'object' && type !== 'native') return undefined;
+    let part = PARTS.find((entry) => entry.constructors?.includes(name))?.part;
+    for (let proto = edgeTarget(n, '__proto__'), depth = 0; proto !== undefined && depth < 8; depth++) {
+      part = partOfUrl(scriptOf(edgeTarget(proto, 'constructor'))) ?? part;
+      proto = edgeTarget(proto, '__proto__');
     }
-    return PARTS.find((entry) => (url && entry.url?.test(url)) || entry.constructors?.includes(name))?.part;
+    if (part !== undefined || name !== 'Object') return part;
+    for (let e = after.firstEdge[n] ?? 0; e < (after.firstEdge[n + 1] ?? 0) && part === undefined; e++) {
+      const to = after.edgeTo[e] ?? 0;
+      if (after.types[to] === 'closure') part = partOfUrl(scriptOf(to));
+    }
+    return part;
   };
   const cache = new Map<number, string>();
   const ownerOf = (n: number): string => {

@@ -54,14 +54,14 @@ const run: Scenario['run'] = async (options) => {
   const names = [...PARTS.map((entry) => entry.part), SHARED, OTHER];
   const rows = names
     .filter((name) => byPeer.some((parts) => (parts.get(name) ?? 0) >= 0.5))
-    .map((name) => [name, ...byPeer.map((parts) => fmt(parts.get(name) ?? 0))]);
+    .map((name) => [name, ...byPeer.map((parts) => ((parts.get(name) ?? 0) >= 0.5 ? fmt(parts.get(name) ?? 0) : '—'))]);
   rows.push(['total', ...byPeer.map((parts) => fmt([...parts.values()].reduce((a, b) => a + b, 0)))]);
   return [
     {
       title: 'Memory per idle connection: where the heap goes',
       method:
         `Each peer with bench/lib/heapSnapshotOnSignal.ts preloaded: a heap snapshot after ${WARM} warm-up connections (and 1 s), another after ${fmt(IDLE)} more connections and 2 s idle. ` +
-        'Every object of the second snapshot that the first did not have is charged, by its own size, to the nearest dominator (itself included) whose closure or class comes from the source of a part (its script URL: a package or a folder of presenced), or, where the snapshot has no script, whose constructor is a known native handle (bench/lib/heap.ts `PARTS`). Bytes per connection.',
+        'Every object of the second snapshot that the first did not have is charged, by its own size, to the nearest dominator (itself included) that belongs to a part: a closure or class by its script URL (a package or a folder of presenced), a plain object by the first method it holds, a native handle by its constructor name (bench/lib/heap.ts `PARTS`). Bytes per connection.',
       table: table(['part', ...peers.map((peer) => `${peer.label} (B/conn)`)], rows),
       notes: [
         'A snapshot is taken after a full GC, so this is what a connection retains; RSS (the connect scenario) also holds garbage not yet collected and the heap’s free space.',
