@@ -5,7 +5,7 @@
  */
 import { renameSync } from 'node:fs';
 import { writeHeapSnapshot } from 'node:v8';
-import { heapSnapshotPath } from './heapSnapshot.js';
+import { heapSnapshotPath } from './heap.js';
 
 let taken = 0;
 process.on('SIGUSR2', () => {

@@ -1,7 +1,7 @@
-/** Peer 2's driver: starts bench/peers/bareWsServer.ts and speaks its JSON protocol over `ws`. */
+/** The bare `ws` peer's driver: starts bench/peers/bareWsServer.ts and speaks its JSON protocol over `ws`. */
 import { WebSocket } from 'ws';
-import type { Peer, PeerClient } from '../lib/peer.js';
-import { startChildServer, type ServerProcess } from '../lib/serverProcess.js';
+import type { Peer, PeerClient } from '../lib/harness.js';
+import { startChildServer, type ServerProcess } from '../lib/proc.js';
 
 function connect(server: ServerProcess, userId: string): Promise<PeerClient> {
   const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/?userId=${encodeURIComponent(userId)}`);
@@ -53,6 +53,6 @@ function connect(server: ServerProcess, userId: string): Promise<PeerClient> {
 export const bareWs: Peer = {
   label: 'bare ws (ceiling)',
   usesRedis: false,
-  start: ({ nodeArgs }) => startChildServer({ script: 'bench/peers/bareWsServer.ts', nodeArgs }),
+  start: ({ env, nodeArgs }) => startChildServer('bench/peers/bareWsServer.ts', [], env, nodeArgs),
   connect,
 };

@@ -1,6 +1,6 @@
 /**
- * Peer 2, bare `ws` (already a dependency): JSON heartbeats acknowledged, joins broadcast to the
- * game's sockets in process, no auth, no persistence, no keep-alive — the ceiling anything built on
+ * The bare `ws` peer (already a dependency): JSON heartbeats acknowledged, joins and leaves broadcast
+ * to the game's sockets in process, no auth, no persistence, no keep-alive — the ceiling anything built on
  * `ws` can reach. Its own process; prints `listening on http://…` once it accepts connections.
  */
 import { createServer } from 'node:http';
@@ -21,11 +21,14 @@ const wss = new WebSocketServer({ server: http, maxPayload: 1_048_576 });
 const games = new Map<string, Set<WebSocket>>();
 const clients = new WeakMap<WebSocket, Client>();
 
+/** Leaves the game, broadcasting it to the members left (as the other peers do). */
 function leave(ws: WebSocket, client: Client) {
   if (!client.gameId) return;
   const members = games.get(client.gameId);
   members?.delete(ws);
   if (members?.size === 0) games.delete(client.gameId);
+  const event = JSON.stringify({ t: 'leave', gameId: client.gameId, userId: client.userId });
+  for (const member of members ?? []) member.send(event);
   client.gameId = null;
 }
 

@@ -1,13 +1,13 @@
 /**
- * Peer 3, presenced itself (`node --import tsx src/tools/cli.ts serve`, memory store or `REDIS_URL`).
+ * presenced itself (`node --import tsx src/tools/cli.ts serve`, memory store or `REDIS_URL`).
  * Clients speak tRPC's WebSocket protocol by hand (raw frames, superjson-encoded inputs) rather than
  * through `presenced/client`: with hundreds of clients in the benchmark process the typed client's
  * own cost (links, observables, superjson on both sides) would load the two cores the servers run
  * on. Server-side work is identical: the same procedures, frames and transformer.
  */
 import { WebSocket } from 'ws';
-import type { Peer, PeerClient } from '../lib/peer.js';
-import { startServerProcess, type ServerProcess } from '../lib/serverProcess.js';
+import type { Peer, PeerClient } from '../lib/harness.js';
+import { startPresenced, type ServerProcess } from '../lib/proc.js';
 
 interface Frame {
   id?: number | string;
@@ -20,8 +20,9 @@ interface PresenceEvent {
   member?: { userId: string };
 }
 
-function connect(server: ServerProcess, userId: string): Promise<PeerClient> {
-  const ws = new WebSocket(`${server.wsUrl}?connectionParams=1`);
+/** A raw tRPC client of the presenced at `wsUrl` (`ws://…/trpc`), ready once `session.info` answered. */
+export function connectPresenced(wsUrl: string, userId: string): Promise<PeerClient> {
+  const ws = new WebSocket(`${wsUrl}?connectionParams=1`);
   const pending = new Map<number, { resolve(data: unknown): void; reject(error: Error): void }>();
   const subscriptions = new Map<number, (event: PresenceEvent) => void>();
   let nextId = 1;
@@ -88,10 +89,11 @@ function peer(label: string, store: 'memory' | 'redis'): Peer {
   return {
     label,
     usesRedis: store === 'redis',
-    start({ redis, nodeArgs }) {
+    start({ redis, env, nodeArgs }) {
       if (store === 'redis' && !redis) throw new Error('presenced + Redis needs a Redis');
-      return startServerProcess(
+      return startPresenced(
         {
+          ...env,
           // Closed-loop clients call far above a real client's rate: the limiter must not refuse them.
           PRESENCED_RATE_LIMIT: '1000000',
           PRESENCED_MAX_CONNECTIONS_PER_USER: '100',
@@ -100,7 +102,7 @@ function peer(label: string, store: 'memory' | 'redis'): Peer {
         nodeArgs,
       );
     },
-    connect,
+    connect: (server: ServerProcess, userId: string) => connectPresenced(server.wsUrl, userId),
   };
 }
 

@@ -4,10 +4,7 @@ import { join } from 'node:path';
 
 /**
  * What a set of new objects retains, from two V8 heap snapshots of one process (before and after
- * opening connections): every object of the second that the first did not have (object ids are
- * stable within a process) is charged, by its self size, to the nearest of its dominators that says
- * what it belongs to — a named constructor or closure, or else the container (a Map, Set or object
- * of the first snapshot) it was added to, named by the property that holds that container.
+ * opening connections; object ids are stable within a process).
  */
 
 /** Where bench/lib/heapSnapshotOnSignal.ts writes a child's n-th snapshot. */
@@ -77,11 +74,10 @@ function load(file: string): Snapshot {
 }
 
 /** Immediate dominators from node 0 (Cooper, Harvey and Kennedy's iterative algorithm). */
-function dominators(s: Snapshot): { idom: Int32Array; parentEdge: Int32Array } {
+function dominators(s: Snapshot): { idom: Int32Array } {
   const count = s.names.length;
   const order = new Int32Array(count).fill(-1);
   const postorder: number[] = [];
-  const parentEdge = new Int32Array(count).fill(-1);
   const stack: number[] = [0];
   const next = new Int32Array(count);
   order[0] = 0;
@@ -94,7 +90,6 @@ function dominators(s: Snapshot): { idom: Int32Array; parentEdge: Int32Array } {
       const to = s.edgeTo[e] ?? 0;
       if (s.edgeWeak[e] || order[to] !== -1) continue;
       order[to] = 0;
-      parentEdge[to] = e;
       next[to] = s.firstEdge[to] ?? 0;
       stack.push(to);
     } else {
@@ -136,90 +131,92 @@ function dominators(s: Snapshot): { idom: Int32Array; parentEdge: Int32Array } {
       }
     }
   }
-  return { idom, parentEdge };
+  return { idom };
 }
 
-const CONTAINERS = new Set(['Map', 'Set', 'Object', 'Array', 'WeakMap', 'system / Context']);
+/**
+ * The parts of a server an idle connection's heap is charged to, kept in one place: by the source of
+ * the owning closure or class (its script's URL, which the snapshot gives), so that moving files
+ * inside a folder does not change the grouping; by constructor name where the snapshot has no script
+ * (native handles).
+ */
+export const PARTS: { part: string; url?: RegExp; constructors?: string[] }[] = [
+  { part: 'ws: WebSocket, receiver, sender', url: /\/node_modules\/ws\// },
+  {
+    part: 'net.Socket: streams, libuv handle',
+    url: /^node:(net|stream|internal\/streams)/,
+    constructors: ['TCP', 'TCPSocketWrap', 'WriteWrap', 'ShutdownWrap'],
+  },
+  {
+    part: 'tRPC / wire: per-socket handler, context, rate limiter',
+    url: /\/node_modules\/@trpc\/|\/src\/(wire|router)\//,
+  },
+  { part: 'connection actor (XState)', url: /\/node_modules\/xstate\/|\/machines\// },
+  { part: 'connections: handle and its indexes', url: /\/src\/connections\// },
+  { part: 'presence index', url: /\/src\/presence\// },
+  { part: 'store', url: /\/src\/store\// },
+];
+export const SHARED = 'strings and values shared by several parts';
+export const OTHER = 'other';
 
 /**
- * Bytes per new object (divided by `perUnit`, e.g. connections), by owner: `name` for objects
- * dominated by an instance of a named constructor or closure, `container .property` for those
- * dominated by a container that existed before, and `(shared)` for what only the roots dominate.
+ * Bytes per new object (divided by `perUnit`, e.g. connections), by part: each object of the second
+ * snapshot that the first did not have is charged, by its own size, to the nearest dominator (itself
+ * included) whose closure or class comes from a part's source; what only the roots dominate is shared.
  */
-export function heapGrowthByOwner(beforeFile: string, afterFile: string, perUnit: number): Map<string, number> {
-  const before = load(beforeFile);
-  const known = new Set<number>(before.ids);
+export function heapGrowthByPart(beforeFile: string, afterFile: string, perUnit: number): Map<string, number> {
+  const known = new Set<number>(load(beforeFile).ids);
   const after = load(afterFile);
-  const { idom, parentEdge } = dominators(after);
-  const ownerCache = new Map<number, string>();
-  const edgesOf = (n: number) => {
-    const out: number[] = [];
-    for (let e = after.firstEdge[n] ?? 0; e < (after.firstEdge[n + 1] ?? 0); e++) out.push(e);
-    return out;
-  };
-  /** The variables a closure scope holds (its named edges, V8's internal ones left out). */
-  const variables = (n: number) =>
-    edgesOf(n)
-      .map((e) => after.edgeName[e] ?? '')
-      .filter(
-        (name) => name && !name.startsWith('[') && !['map', 'scope_info', 'previous', 'extension'].includes(name),
-      );
+  const { idom } = dominators(after);
   const edgeTarget = (n: number, name: string) => {
-    const e = edgesOf(n).find((edge) => after.edgeName[edge] === name);
-    return e === undefined ? undefined : after.edgeTo[e];
-  };
-  /** Where a closure's code comes from: a package, a file of presenced, or Node. */
-  const originOf = (closure: number) => {
-    const shared = edgeTarget(closure, 'shared');
-    const script = shared === undefined ? undefined : edgeTarget(shared, 'script_or_debug_info');
-    const url = script === undefined ? '' : (after.names[script] ?? '');
-    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
-    if (pkg) return pkg;
-    const own = /\/((?:src|machines|bench)\/.+)$/.exec(url)?.[1];
-    return own ?? (url.startsWith('node:') ? url : 'node');
-  };
-  const label = (n: number): string | undefined => {
-    const type = after.types[n];
-    const name = after.names[n] ?? '';
-    const isNew = !known.has(after.ids[n] ?? -1);
-    if (type === 'closure' && isNew) return `closure ${name || '(anonymous)'} [${originOf(n)}]`;
-    if (isNew && name === 'system / Context') return `scope of ${variables(n).slice(0, 3).join(', ')}`;
-    if (isNew && type === 'object' && name === 'Timeout') {
-      const callback = edgeTarget(n, '_onTimeout');
-      return `Timeout [${callback === undefined ? '?' : originOf(callback)}]`;
-    }
-    if (type === 'object' && isNew && !CONTAINERS.has(name) && !name.startsWith('system /')) return name;
-    if (!isNew && type === 'object') {
-      const via = parentEdge[n] ?? -1;
-      return `${CONTAINERS.has(name) ? name : name || '(object)'} .${via >= 0 ? after.edgeName[via] : '?'}`;
-    }
+    for (let e = after.firstEdge[n] ?? 0; e < (after.firstEdge[n + 1] ?? 0); e++)
+      if (after.edgeName[e] === name) return after.edgeTo[e];
     return undefined;
   };
+  const scriptOf = (closure: number | undefined) => {
+    const shared = closure === undefined ? undefined : edgeTarget(closure, 'shared');
+    const script = shared === undefined ? undefined : edgeTarget(shared, 'script_or_debug_info');
+    return script === undefined ? '' : (after.names[script] ?? '');
+  };
+  const partOfUrl = (url: string) => (url ? PARTS.find((entry) => entry.url?.test(url))?.part : undefined);
+  /**
+   * A class instance belongs to the part of its most basic class that has one (a subclass of ws's
+   * WebSocket is ws); a plain object, to the part of the first method it holds (what a factory
+   * returns); a timer, to its callback's.
+   */
+  const partOf = (n: number): string | undefined => {
+    const type = after.types[n];
+    const name = after.names[n] ?? '';
+    if (type === 'closure') return partOfUrl(scriptOf(n));
+    if (type === 'object' && name === 'Timeout') return partOfUrl(scriptOf(edgeTarget(n, '_onTimeout')));
+    if (type !== 'object' && type !== 'native') return undefined;
+    let part = PARTS.find((entry) => entry.constructors?.includes(name))?.part;
+    for (let proto = edgeTarget(n, '__proto__'), depth = 0; proto !== undefined && depth < 8; depth++) {
+      part = partOfUrl(scriptOf(edgeTarget(proto, 'constructor'))) ?? part;
+      proto = edgeTarget(proto, '__proto__');
+    }
+    if (part !== undefined || name !== 'Object') return part;
+    for (let e = after.firstEdge[n] ?? 0; e < (after.firstEdge[n + 1] ?? 0) && part === undefined; e++) {
+      const to = after.edgeTo[e] ?? 0;
+      if (after.types[to] === 'closure') part = partOfUrl(scriptOf(to));
+    }
+    return part;
+  };
+  const cache = new Map<number, string>();
   const ownerOf = (n: number): string => {
     const path: number[] = [];
     let owner: string | undefined;
-    for (let cur = idom[n] ?? 0; ; cur = idom[cur] ?? 0) {
-      const cached = ownerCache.get(cur);
-      if (cached !== undefined) {
-        owner = cached;
-        break;
-      }
+    for (let cur = n; owner === undefined; cur = idom[cur] ?? 0) {
+      owner = cache.get(cur) ?? (cur === 0 ? SHARED : partOf(cur));
       path.push(cur);
-      if (cur === 0) {
-        owner = '(shared)';
-        break;
-      }
-      owner = label(cur);
-      if (owner !== undefined) break;
     }
-    for (const p of path) ownerCache.set(p, owner);
+    for (const p of path) cache.set(p, owner);
     return owner;
   };
   const totals = new Map<string, number>();
   for (let n = 1; n < after.names.length; n++) {
     if (known.has(after.ids[n] ?? -1) || idom[n] === -1) continue;
-    const own = label(n);
-    const owner = own && after.types[n] === 'object' ? own : ownerOf(n);
+    const owner = ownerOf(n);
     totals.set(owner, (totals.get(owner) ?? 0) + (after.selfSizes[n] ?? 0) / perUnit);
   }
   return totals;

@@ -1,11 +1,12 @@
 /**
- * Peer 1's driver: starts bench/peers/handRolledServer.ts (Socket.IO 4 + redis-adapter + a hand-rolled
- * Redis connection manager) and talks to it with `socket.io-client@4` — dev dependency, the client
- * such servers ship to their users — over the WebSocket transport only (no long-polling upgrade).
+ * Two Socket.IO 4 peers, both bench/peers/socketIoServer.ts, driven with `socket.io-client@4` (the
+ * client such servers ship to their users) over the WebSocket transport only (no long-polling):
+ * the hand-rolled pattern (redis-adapter + a Redis connection manager) and plain Socket.IO (room
+ * broadcasts in process, no Redis), so the fan-out verdict does not hinge on one implementation.
  */
 import { io, type Socket } from 'socket.io-client';
-import type { Peer, PeerClient } from '../lib/peer.js';
-import { startChildServer, type ServerProcess } from '../lib/serverProcess.js';
+import type { Peer, PeerClient } from '../lib/harness.js';
+import { startChildServer, type ServerProcess } from '../lib/proc.js';
 
 function connect(server: ServerProcess, userId: string): Promise<PeerClient> {
   const socket: Socket = io(server.url, {
@@ -42,9 +43,17 @@ function connect(server: ServerProcess, userId: string): Promise<PeerClient> {
 export const handRolled: Peer = {
   label: 'hand-rolled (Socket.IO + Redis manager)',
   usesRedis: true,
-  start({ redis, nodeArgs }) {
+  start({ redis, env, nodeArgs }) {
     if (!redis) throw new Error('the hand-rolled pattern needs a Redis');
-    return startChildServer({ script: 'bench/peers/handRolledServer.ts', env: { REDIS_URL: redis.url }, nodeArgs });
+    return startChildServer('bench/peers/socketIoServer.ts', [], { ...env, REDIS_URL: redis.url }, nodeArgs);
   },
+  connect,
+};
+
+export const socketIo: Peer = {
+  label: 'Socket.IO (rooms, no Redis)',
+  usesRedis: false,
+  start: ({ env, nodeArgs }) =>
+    startChildServer('bench/peers/socketIoServer.ts', [], { ...env, REDIS_URL: '' }, nodeArgs),
   connect,
 };

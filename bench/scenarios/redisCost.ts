@@ -4,12 +4,10 @@
  * (PING and proof-of-life HSET, measured on an idle window first) is subtracted before dividing.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { commandDelta, totalCalls, type BenchRedis, type CommandCounts } from '../lib/benchRedis.js';
-import { table, type Section } from '../lib/markdown.js';
-import type { Peer, PeerClient } from '../lib/peer.js';
-import { connectMany, ratio, recordFigure, withPeer, type ScenarioOptions } from '../lib/peerRun.js';
-import { fmt } from '../lib/stats.js';
-import { handRolled, presencedRedis } from './peers.js';
+import { connectMany, withPeer, type Peer, type PeerClient, type Scenario } from '../lib/harness.js';
+import { commandDelta, totalCalls, type BenchRedis, type CommandCounts } from '../lib/redis.js';
+import { fmt, ratio, table } from '../lib/report.js';
+import { handRolled, presencedRedis } from '../peers/index.js';
 
 const CLIENTS = 50;
 const HEARTBEATS_EACH = 10;
@@ -94,7 +92,7 @@ async function measure(peer: Peer, server: Parameters<Peer['connect']>[0], redis
   return { results, backgroundPerSecond: backgroundPerMs * 1000 };
 }
 
-export async function runRedisCost(options: ScenarioOptions): Promise<Section[]> {
+const run: Scenario['run'] = async (options) => {
   const measured = new Map<string, Awaited<ReturnType<typeof measure>>>();
   // Both peers at once, each with its own redis-server: these figures are counts, not times.
   await Promise.all(
@@ -113,8 +111,8 @@ export async function runRedisCost(options: ScenarioOptions): Promise<Section[]>
   for (const [name, handCost] of hand.results) {
     const ourCost = ours.results.get(name);
     if (!ourCost) continue;
-    recordFigure(options.figures, `Redis commands per ${name}`, handRolled.label, handCost.perOp);
-    recordFigure(options.figures, `Redis commands per ${name}`, presencedRedis.label, ourCost.perOp);
+    options.figure(`Redis commands per ${name}`, handRolled.label, handCost.perOp);
+    options.figure(`Redis commands per ${name}`, presencedRedis.label, ourCost.perOp);
     rows.push([
       name,
       fmt(handCost.perOp, 2),
@@ -156,7 +154,8 @@ export async function runRedisCost(options: ScenarioOptions): Promise<Section[]>
         'A presenced disconnect is a socket close: the connection goes `stale` (rewritten once) and is removed from Redis only when it expires (4 min later by default), outside this window. The hand-rolled manager deletes at once.',
         'The hand-rolled stale sweep (SCAN conn:* + HGETALL each, every 60 s) adds ⌈connections ÷ 100⌉ SCANs and one HGETALL per connection per sweep on top of these figures; presenced keeps deadlines in process.',
       ],
-      targets: [],
     },
   ];
-}
+};
+
+export const redisCost: Scenario = { name: 'redis', run };

@@ -1,7 +1,8 @@
 /**
- * Peer 1, the hand-rolled pattern, as its own process: a Socket.IO 4 server with
+ * The Socket.IO 4 peers as their own process. With REDIS_URL, the hand-rolled pattern:
  * `@socket.io/redis-adapter` (so rooms span nodes) and the Redis connection manager of
- * ./connectionManager.ts. Prints `listening on http://…` once it accepts connections.
+ * ./connectionManager.ts. Without, plain Socket.IO: the default in-memory adapter, acks answered at
+ * once, members from the room. Prints `listening on http://…` once it accepts connections.
  *
  * Dev dependencies, and why: `socket.io@4` is the server users most often build presence on;
  * `@socket.io/redis-adapter` is what they add to share rooms across nodes through Redis, so its
@@ -16,16 +17,31 @@ import { Server } from 'socket.io';
 import { createConnectionManager } from './connectionManager.js';
 
 const redisUrl = process.env['REDIS_URL'];
-if (!redisUrl) throw new Error('REDIS_URL is required');
 /** How often the stale sweep runs, and when a connection counts as stale (the usual 60 s). */
 const SWEEP_MS = 60_000;
 
 // Three connections, as the adapter's README and the managers do: commands, publish, subscribe.
 // RESP2 (ioredis 5's default, what these setups run on) for the adapter's pub/sub.
-const commands = new Redis(redisUrl);
-const pub = new Redis(redisUrl, { protocol: 2 });
-const sub = pub.duplicate();
-const manager = createConnectionManager(commands);
+const clients = redisUrl ? [new Redis(redisUrl), new Redis(redisUrl, { protocol: 2 })] : [];
+const [commands, pub] = clients;
+if (pub) clients.push(pub.duplicate());
+const manager = commands ? createConnectionManager(commands) : createPlainManager();
+
+/** Plain Socket.IO keeps nothing but its rooms: the manager's calls answer at once. */
+function createPlainManager(): ReturnType<typeof createConnectionManager> {
+  return {
+    register: () => Promise.resolve(),
+    heartbeat: () => Promise.resolve(true),
+    join: () => Promise.resolve(true),
+    leave: () => Promise.resolve(null),
+    members: (gameId) =>
+      Promise.resolve(
+        [...(io.of('/').adapter.rooms.get(gameId) ?? [])].map((sid) => ({ sid, userId: sid, lastSeen: Date.now() })),
+      ),
+    unregister: () => Promise.resolve(),
+    sweep: () => Promise.resolve(0),
+  };
+}
 
 type Ack = (reply: unknown) => void;
 
@@ -34,7 +50,7 @@ const io = new Server(http, {
   pingInterval: 25_000,
   pingTimeout: 30_000,
   maxHttpBufferSize: 1_000_000,
-  adapter: createAdapter(pub, sub),
+  ...(pub && clients[2] ? { adapter: createAdapter(pub, clients[2]) } : {}),
 });
 
 io.on('connection', (socket) => {
@@ -58,7 +74,7 @@ io.on('connection', (socket) => {
   });
   socket.on('leave', (_payload: unknown, ack: Ack) => {
     void (async () => {
-      const left = await manager.leave(sid);
+      const left = (await manager.leave(sid)) ?? gameId;
       if (left) {
         await socket.leave(left);
         io.to(left).emit('presence:leave', { gameId: left, userId, sid });
@@ -81,16 +97,16 @@ io.on('connection', (socket) => {
   void manager.register(sid, userId).then(() => socket.emit('ready'));
 });
 
-setInterval(() => void manager.sweep(SWEEP_MS), SWEEP_MS).unref();
+if (commands) setInterval(() => void manager.sweep(SWEEP_MS), SWEEP_MS).unref();
 
 http.listen(0, '127.0.0.1', () => {
   const { port } = http.address() as AddressInfo;
-  process.stdout.write(`hand-rolled socket.io listening on http://127.0.0.1:${port}\n`);
+  process.stdout.write(`socket.io${redisUrl ? ' + redis' : ''} listening on http://127.0.0.1:${port}\n`);
 });
 
 process.on('SIGTERM', () => {
   void io.close(() => {
-    for (const client of [commands, pub, sub]) client.disconnect();
+    for (const client of clients) client.disconnect();
     process.exit(0);
   });
 });

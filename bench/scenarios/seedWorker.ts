@@ -3,10 +3,10 @@
  * `createPresenceServer` with the Redis store, N sessions opened through the real connect path
  * (sockets that are never real: no client process could hold 50k loopback sockets under the
  * machine's 20,000-descriptor limit), then `drain()` (what SIGTERM runs: every snapshot flushed).
- * `node --import tsx bench/peers/seedWorker.ts '{"redisUrl","nodeId","count"}'`; prints one JSON line.
+ * `node --import tsx bench/scenarios/seedWorker.ts '{"redisUrl","nodeId","count"}'`; prints one JSON line.
  */
 import { pino } from 'pino';
-import { createPresenceServer } from '../../src/server.js';
+import { createPresenceServer } from '../../src/index.js';
 
 const { redisUrl, nodeId, count } = JSON.parse(process.argv[2] ?? '') as {
   redisUrl: string;

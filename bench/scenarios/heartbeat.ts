@@ -3,17 +3,13 @@
  * acknowledged). Acks per second, latency p50/p99, and server + Redis CPU seconds (utime + stime
  * from /proc, both processes) and Redis commands per 1,000 heartbeats over the measured window.
  */
-import type { BenchRedis } from '../lib/benchRedis.js';
-import { commandDelta, totalCalls } from '../lib/benchRedis.js';
-import { nowMicros, type MicrosWindow } from '../lib/cpuProfile.js';
-import { table, type Section } from '../lib/markdown.js';
-import type { Peer, PeerClient } from '../lib/peer.js';
-import { closeClients, connectMany, eachPeer, recordFigure, type ScenarioOptions } from '../lib/peerRun.js';
-import type { ServerProcess } from '../lib/serverProcess.js';
-import { fmt, median, quantile } from '../lib/stats.js';
-import { peers } from './peers.js';
+import { closeClients, connectMany, eachPeer, type Peer, type PeerClient, type Scenario } from '../lib/harness.js';
+import type { ServerProcess } from '../lib/proc.js';
+import { commandDelta, totalCalls, type BenchRedis } from '../lib/redis.js';
+import { fmt, median, quantile, table } from '../lib/report.js';
+import { peers } from '../peers/index.js';
 
-export const HEARTBEAT_CLIENTS = 200;
+const HEARTBEAT_CLIENTS = 200;
 
 async function closedLoop(client: PeerClient, until: number, latencies: number[], errors: { count: number }) {
   while (performance.now() < until) {
@@ -32,24 +28,14 @@ async function closedLoop(client: PeerClient, until: number, latencies: number[]
 /** Cumulative CPU seconds of the server and its Redis. */
 const cpu = (server: ServerProcess, redis: BenchRedis | undefined) => server.cpuSeconds() + (redis?.cpuSeconds() ?? 0);
 
-export interface HeartbeatLoad {
-  count: number;
-  errors: number;
-  latencies: number[];
-  cpuSeconds: number;
-  redisCommands: number;
-  /** The measured part (after the warm-up). */
-  window: MicrosWindow;
-}
-
-/** Warm-up, then `durationMs` measured; used by the scenario and by the profiler. */
-export async function heartbeatLoad(
+/** Warm-up, then `durationMs` measured. */
+async function heartbeatLoad(
   clients: PeerClient[],
   server: ServerProcess,
   redis: BenchRedis | undefined,
   warmupMs: number,
   durationMs: number,
-): Promise<HeartbeatLoad> {
+) {
   const errors = { count: 0 };
   const warm = performance.now() + warmupMs;
   await Promise.all(clients.map((client) => closedLoop(client, warm, [], errors)));
@@ -57,11 +43,9 @@ export async function heartbeatLoad(
   const commandsBefore = await redis?.commandCounts();
   let cpuEnd = 0;
   const cpuStart = cpu(server, redis);
-  const from = nowMicros();
   const timer = setTimeout(() => (cpuEnd = cpu(server, redis)), durationMs);
   await Promise.all(clients.map((client) => closedLoop(client, performance.now() + durationMs, latencies, errors)));
   clearTimeout(timer);
-  const to = nowMicros();
   if (cpuEnd === 0) cpuEnd = cpu(server, redis);
   const commandsAfter = await redis?.commandCounts();
   const commands = commandsBefore && commandsAfter ? totalCalls(commandDelta(commandsBefore, commandsAfter)) : 0;
@@ -71,7 +55,6 @@ export async function heartbeatLoad(
     latencies,
     cpuSeconds: cpuEnd - cpuStart,
     redisCommands: commands,
-    window: { from, to },
   };
 }
 
@@ -110,7 +93,7 @@ async function measurePeer(
   }
 }
 
-export async function runHeartbeat(options: ScenarioOptions): Promise<Section[]> {
+async function run(options: Parameters<Scenario['run']>[0]) {
   const durationMs = options.quick ? 1_500 : 10_000;
   const warmupMs = options.quick ? 200 : 2_000;
   // Per-heartbeat CPU of one peer moves by ±20% from run to run on this machine: the full run
@@ -149,7 +132,7 @@ export async function runHeartbeat(options: ScenarioOptions): Promise<Section[]>
       commandsPerHeartbeat: mid((run) => run.commandsPerHeartbeat),
       errors: mine.reduce((sum, run) => sum + run.errors, 0),
     };
-    const fig = (measure: string, value: number) => recordFigure(options.figures, measure, peer.label, value);
+    const fig = (measure: string, value: number) => options.figure(measure, peer.label, value);
     fig('heartbeat acks per second', summary.rate);
     fig('heartbeat latency p50 (ms)', summary.p50);
     fig('heartbeat latency p99 (ms)', summary.p99);
@@ -185,7 +168,8 @@ export async function runHeartbeat(options: ScenarioOptions): Promise<Section[]>
         'In each round every peer is started (with its redis-server) before the first is measured, and stopped once measured: an idle server costs the one measured next to nothing.',
         "presenced's Redis commands in this window are its background (a PING and one HSET of the node's proof of life per second), not per heartbeat: a heartbeat only moves `lastSeen` in memory and is written once its deadline moved by half of `staleMs`.",
       ],
-      targets: [],
     },
   ];
 }
+
+export const heartbeat: Scenario = { name: 'heartbeat', run };

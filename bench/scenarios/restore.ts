@@ -1,30 +1,26 @@
 /**
  * Scenario: restore after a restart. A Redis holds N connections of node `restore-N`, flushed by a
- * SIGTERM drain (bench/peers/seedWorker.ts); a new `presenced serve` with that node id is spawned and
+ * SIGTERM drain (bench/scenarios/seedWorker.ts); a new `presenced serve` with that node id is spawned and
  * timed from spawn to `GET /health/ready` answering 200. The same on an empty Redis is the baseline
  * (process start, tsx, connecting to Redis), subtracted to give the restore itself.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startBenchRedis } from '../lib/benchRedis.js';
-import { table, type Section } from '../lib/markdown.js';
-import { recordFigure, type ScenarioOptions } from '../lib/peerRun.js';
-import { startServerProcess } from '../lib/serverProcess.js';
-import { fmt } from '../lib/stats.js';
-import { runJsonWorker } from '../lib/worker.js';
+import type { Scenario } from '../lib/harness.js';
+import { runJsonWorker, startPresenced } from '../lib/proc.js';
+import { startBenchRedis } from '../lib/redis.js';
+import { fmt, table } from '../lib/report.js';
+import { presencedRedis } from '../peers/index.js';
 
 async function spawnToReady(redisUrl: string, nodeId: string): Promise<{ seconds: number; connections: number }> {
   const started = performance.now();
-  await using server = await startServerProcess({ REDIS_URL: redisUrl, PRESENCED_NODE_ID: nodeId });
-  for (;;) {
-    const response = await fetch(`${server.url}/health/ready`);
-    if (response.status === 200) break;
-    await sleep(10);
-  }
+  await using server = await startPresenced({ REDIS_URL: redisUrl, PRESENCED_NODE_ID: nodeId });
+  while ((await fetch(`${server.url}/health/ready`)).status !== 200) await sleep(10);
   const seconds = (performance.now() - started) / 1000;
-  return { seconds, connections: await server.connections() };
+  const health = (await (await fetch(`${server.url}/health`)).json()) as { connections: number };
+  return { seconds, connections: health.connections };
 }
 
-export async function runRestore(options: ScenarioOptions): Promise<Section[]> {
+const run: Scenario['run'] = async (options) => {
   const sizes = options.quick ? [2_000] : [10_000, 50_000];
   const rows: string[][] = [];
   await using redis = await startBenchRedis();
@@ -33,16 +29,15 @@ export async function runRestore(options: ScenarioOptions): Promise<Section[]> {
   for (const count of sizes) {
     const nodeId = `restore-${count}`;
     const seed = await runJsonWorker<{ openSeconds: number; pending: number }>(
-      'bench/peers/seedWorker.ts',
+      'bench/scenarios/seedWorker.ts',
       { redisUrl: redis.url, nodeId, count },
       120_000,
     );
     const restored = await spawnToReady(redis.url, nodeId);
     const restoreSeconds = restored.seconds - baseline.seconds;
-    recordFigure(
-      options.figures,
+    options.figure(
       `restore ${fmt(count / 1000)}k connections (s, spawn → ready − baseline)`,
-      'presenced + Redis',
+      presencedRedis.label,
       restoreSeconds,
     );
     rows.push([
@@ -58,7 +53,7 @@ export async function runRestore(options: ScenarioOptions): Promise<Section[]> {
     {
       title: 'Restore after SIGTERM (presenced + Redis)',
       method:
-        'A redis-server of its own; for each size, `bench/peers/seedWorker.ts` opens that many sessions on node `restore-N` through the real connect path and runs `drain()` (the SIGTERM path, every snapshot flushed). ' +
+        'A redis-server of its own; for each size, `bench/scenarios/seedWorker.ts` opens that many sessions on node `restore-N` through the real connect path and runs `drain()` (the SIGTERM path, every snapshot flushed). ' +
         'Then a new `presenced serve` (REDIS_URL, PRESENCED_NODE_ID=restore-N) is spawned and timed until `/health/ready` answers 200; `/health` then counts the restored (stale) connections.',
       table: table(
         [
@@ -73,7 +68,8 @@ export async function runRestore(options: ScenarioOptions): Promise<Section[]> {
       notes: [
         'Neither peer restores anything: Socket.IO keeps no state across a restart (its clients reconnect and register again), so this row has no comparison.',
       ],
-      targets: [],
     },
   ];
-}
+};
+
+export const restore: Scenario = { name: 'restore', run };
