@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { ConnectionTiming } from '../../machines/connection.js';
 import { PresenceError } from '../errors.js';
 import { CloseCode } from '../protocol.js';
-import { closeFirmly } from '../wire/closeSocket.js';
+import { closeFirmly } from '../closeSocket.js';
 import { Connection, hashToken } from './connection.js';
 import { ConnectionDirectory } from './directory.js';
 import { ConnectionEffects } from './effects.js';

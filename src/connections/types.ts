@@ -9,7 +9,7 @@ import type { PresenceHooks } from '../hooks.js';
 import type { PresenceIndex } from '../presence/presenceIndex.js';
 import type { AdminConnection, Member, SessionInfo } from '../protocol.js';
 import type { ConnectionRecord, PresenceStore } from '../store/types.js';
-import type { ClosableSocket } from '../wire/closeSocket.js';
+import type { ClosableSocket } from '../closeSocket.js';
 import type { Connection } from './connection.js';
 
 /** The part of a WebSocket the runtime needs. */

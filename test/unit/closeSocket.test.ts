@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { closeReason, MAX_CLOSE_REASON_BYTES } from '../../src/wire/closeSocket.js';
+import { closeReason, MAX_CLOSE_REASON_BYTES } from '../../src/closeSocket.js';
 
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 

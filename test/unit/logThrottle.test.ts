@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { LogThrottle } from '../../src/wire/logThrottle.js';
+import { LogThrottle } from '../../src/logThrottle.js';
 
 describe('LogThrottle', () => {
   it('writes one line per interval and kind, the next one saying how many were left out', () => {
