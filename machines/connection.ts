@@ -84,7 +84,7 @@ export interface ConnectionReport {
   state: ConnectionState;
 }
 
-export interface ConnectionNotice {
+export interface ConnectionWarning {
   type: 'warning';
   expiresAt: number;
 }
@@ -198,7 +198,7 @@ export const connectionMachine = setup({
     /** The context changed without a change of state (activity): bound to the store's write-behind. */
     persist: () => {},
     /** A message for the client's `session.events`. */
-    notify: (_, _params: ConnectionNotice) => {},
+    warn: (_, _params: ConnectionWarning) => {},
     touch: assign(({ context, event }) => {
       const at = 'at' in event ? event.at : context.lastSeen;
       return { lastSeen: at, staleAt: at + context.timing.staleMs };
@@ -324,7 +324,7 @@ export const connectionMachine = setup({
         WARNING_DUE: {
           guard: 'socketAttached',
           actions: {
-            type: 'notify',
+            type: 'warn',
             params: ({ context }) => ({ type: 'warning' as const, expiresAt: context.expiresAt ?? 0 }),
           },
         },

@@ -214,7 +214,7 @@ export function createPresenceServer(options: PresenceServerOptions = {}): Prese
       // Ends under way first (each waits for the store a bounded time), so none is left half-done.
       await connections.settled();
       // Every snapshot, as of now (sockets closed, so `stale` since now), until the store took them all.
-      connections.markAll();
+      connections.persistAll();
       do {
         await flush();
         const left = unstored();

@@ -1,4 +1,4 @@
-import type { ConnectionContext, ConnectionNotice, ConnectionState } from '../../machines/connection.js';
+import type { ConnectionContext, ConnectionWarning, ConnectionState } from '../../machines/connection.js';
 import type { LifecycleEvent } from '../hooks.js';
 import type { ConnectionView } from '../presence/presenceIndex.js';
 import type { EndReason, SessionEvent, SessionState } from '../protocol.js';
@@ -43,7 +43,7 @@ class ReportedView implements ConnectionView {
 type LifecycleDetail = Record<string, unknown> & { type: LifecycleEvent['type'] };
 
 /**
- * What the connection machine's `report`, `persist` and `notify` actions do on this server: a
+ * What the connection machine's `report`, `persist` and `warn` actions do on this server: a
  * transition moves presence, the store's write-behind, the hooks, the connection's history and
  * session events, and at the end its socket. Each takes the connection it acts for and the
  * machine's context at that action, as the machine passed it.
@@ -58,7 +58,7 @@ export class ConnectionEffects {
     this.throttled = new LogThrottle(options.logger, () => options.clock.now());
   }
 
-  reportError(error: unknown, where: string): void {
+  logError(error: unknown, where: string): void {
     this.options.logger.error({ err: error, where }, 'presenced caught an error');
     this.options.hooks.onError?.(error, where);
   }
@@ -67,7 +67,7 @@ export class ConnectionEffects {
     try {
       fn();
     } catch (error) {
-      this.reportError(error, where);
+      this.logError(error, where);
     }
   }
 
@@ -80,10 +80,10 @@ export class ConnectionEffects {
   }
 
   /** Hands the connection to the store's write-behind (the record is built when it is written). */
-  mark(connection: Connection, staleAt: number = connection.context.staleAt): void {
+  persist(connection: Connection, staleAt: number = connection.context.staleAt): void {
     connection.persistedStaleAt = staleAt;
     const { nodeId } = this.options.config;
-    this.options.store.put(connection.connectionId, () => connection.toRecord(nodeId));
+    this.options.store.persist(connection.connectionId, () => connection.toRecord(nodeId));
   }
 
   viewOf(connection: Connection, context: ConnectionContext, state: SessionState): ConnectionView {
@@ -100,7 +100,7 @@ export class ConnectionEffects {
     if (state === 'expired') return this.ended(connection, context);
 
     this.options.presence.update(this.viewOf(connection, context, state));
-    this.mark(connection, context.staleAt);
+    this.persist(connection, context.staleAt);
     if (context.gameId && context.gameId !== previousGame) connection.noteGame(context.gameId);
 
     if (first) this.lifecycle(connection, { type: 'connection.opened' });
@@ -116,7 +116,7 @@ export class ConnectionEffects {
     }
     if (state === 'stale' && previous !== 'stale') this.lifecycle(connection, { type: 'connection.stale' });
     if (previous === 'stale' && state !== 'stale') this.lifecycle(connection, { type: 'connection.resumed' });
-    if (state !== previous || first) this.emit(connection, { type: 'state', state });
+    if (state !== previous || first) this.publish(connection, { type: 'state', state });
   }
 
   /**
@@ -129,16 +129,16 @@ export class ConnectionEffects {
   persisted(connection: Connection, context: ConnectionContext): void {
     if (connection.ended) return;
     if (context.staleAt - connection.persistedStaleAt >= this.options.config.staleMs / 2) {
-      this.mark(connection, context.staleAt);
+      this.persist(connection, context.staleAt);
     }
   }
 
-  /** A notice for the client (`notify`). */
-  notify(connection: Connection, notice: ConnectionNotice): void {
-    this.emit(connection, { type: 'warning', expiresAt: new Date(notice.expiresAt) });
+  /** A notice for the client (`warn`). */
+  warn(connection: Connection, notice: ConnectionWarning): void {
+    this.publish(connection, { type: 'warning', expiresAt: new Date(notice.expiresAt) });
   }
 
-  private emit(connection: Connection, event: SessionEvent): void {
+  private publish(connection: Connection, event: SessionEvent): void {
     this.options.feeds.publishSession(connection.connectionId, event);
   }
 
@@ -190,7 +190,7 @@ export class ConnectionEffects {
         });
       }
     } catch (error) {
-      this.reportError(error, 'store end');
+      this.logError(error, 'store end');
     } finally {
       clearTimeout(timer);
     }
@@ -202,9 +202,9 @@ export class ConnectionEffects {
     if (context.gameId) this.lifecycle(connection, { type: 'game.left', gameId: context.gameId, reason });
     this.lifecycle(connection, { type: 'connection.expired', reason });
     if (reason === 'replaced' && connection.replacedBy) {
-      this.emit(connection, { type: 'replaced', by: connection.replacedBy });
+      this.publish(connection, { type: 'replaced', by: connection.replacedBy });
     }
-    this.emit(connection, { type: 'expired', reason });
+    this.publish(connection, { type: 'expired', reason });
     if (socket) this.closeSoon(socket, closeCodeFor[reason], reason);
     this.options.feeds.endSession(connection.connectionId);
   }

@@ -23,7 +23,7 @@ export function createConnections(options: ConnectionsOptions): Connections {
   const { config, store, presence, clock } = options;
   const directory = new ConnectionDirectory();
   const effects = new ConnectionEffects({ ...options, directory, endTimeoutMs: options.endTimeoutMs ?? 2_000 });
-  const report = (error: unknown, where: string) => effects.reportError(error, where);
+  const report = (error: unknown, where: string) => effects.logError(error, where);
   const supervisor = new Supervisor({
     clock,
     shardCapacity: options.shardCapacity ?? 64,
@@ -47,7 +47,7 @@ export function createConnections(options: ConnectionsOptions): Connections {
 
   // Redis came back, possibly empty: hand every live connection to the store again.
   store.onReconnect(() => {
-    for (const connection of directory.values()) effects.mark(connection);
+    for (const connection of directory.values()) effects.persist(connection);
   });
 
   function live(connection: Connection): Connection {
@@ -182,8 +182,8 @@ export function createConnections(options: ConnectionsOptions): Connections {
       return directory.list(query, config.nodeId);
     },
 
-    markAll() {
-      for (const connection of directory.values()) effects.mark(connection);
+    persistAll() {
+      for (const connection of directory.values()) effects.persist(connection);
     },
 
     /**

@@ -48,7 +48,7 @@ export function restoreConnections(options: RestoreOptions): Connection[] {
       presence.update(effects.viewOf(connection, context, 'stale'));
       // What the restore changed (a connection that was live at a crash is `stale` now) must be
       // stored, or a second restart would count its grace period from a later moment.
-      if (record.snapshot.value !== 'stale' || record.snapshot.context.socket) effects.mark(connection);
+      if (record.snapshot.value !== 'stale' || record.snapshot.context.socket) effects.persist(connection);
       runner.sleep(connection, context.expiresAt ?? context.staleAt);
       restored.push(connection);
     }

@@ -98,7 +98,7 @@ export class MachineRunner {
       actions: {
         report: ({ context, self }, { state }) => this.on(target(self), (c) => effects.entered(c, context, state)),
         persist: ({ context, self }) => this.on(target(self), (c) => effects.persisted(c, context)),
-        notify: ({ self }, notice) => this.on(target(self), (c) => effects.notify(c, notice)),
+        warn: ({ self }, notice) => this.on(target(self), (c) => effects.warn(c, notice)),
         armTimer: ({ self }, { name, at }) => this.on(target(self), (c) => this.arm(c, name, at)),
         clearTimer: ({ self }, { name }) => this.on(target(self), (c) => setTimer(c, name, 0)),
         clearTimers: ({ self }) => this.on(target(self), (c) => this.clearTimers(c)),
@@ -114,7 +114,7 @@ export class MachineRunner {
         setTimer(c, name, 0);
         this.deliver(c, { type: fired[name], at });
       },
-      report: (error, where) => effects.reportError(error, where),
+      report: (error, where) => effects.logError(error, where),
     });
   }
 

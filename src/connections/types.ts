@@ -94,7 +94,7 @@ export interface Connections {
   info(connection: Connection): SessionInfo;
   list(query: { userId?: string | undefined; gameId?: string | undefined; limit: number }): AdminConnection[];
   /** Every live connection marked for the store (a flush then writes them all). */
-  markAll(): void;
+  persistAll(): void;
   /** SIGTERM: stop accepting and tell every client to reconnect elsewhere. */
   drain(): void;
   stop(): void;

@@ -71,7 +71,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
     status: () => 'up',
     // Process memory does not go away while the process lives.
     onReconnect: () => undefined,
-    put: (id, read) => queue.put(id, read),
+    persist: (id, read) => queue.persist(id, read),
     pending: () => queue.size,
     pendingHistory: () => 0,
     // Process memory answers at once: stored before the caller announces anything.
@@ -84,9 +84,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PresenceSto
     flush() {
       const result: FlushResult = { written: 0, removed: 0 };
       alive.set(nodeId, clock.now());
-      for (const [id, mark] of queue.take()) {
-        if (mark) {
-          write(mark());
+      for (const [id, read] of queue.take()) {
+        if (read) {
+          write(read());
           result.written++;
         } else if (erase(id)) {
           result.removed++;

@@ -52,8 +52,8 @@ export function redisKeys(prefix: string) {
 /**
  * Where an ended connection is (see `end`):
  * - `storing`: its direct end is under way;
- * - `stored`: written, but a flush that was already under way still holds its older `put`: that
- *   flush must neither mark it written nor, should it fail, put the `put` back;
+ * - `stored`: written, but a flush that was already under way still holds its older `persist`: that
+ *   flush must neither count it written nor, should it fail, put the `persist` back;
  * - `queued`: Redis did not answer; its removal waits in the write-behind queue.
  * An entry goes away once nothing can write the connection again, so there are never more entries
  * than connections ending now, plus queued removals.
@@ -170,8 +170,8 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
     const fields: string[] = [];
     const removed: string[] = [];
     const nextWritten = new Map<string, Written | null>();
-    for (const [id, mark] of taken) {
-      const record = mark ? mark() : null;
+    for (const [id, read] of taken) {
+      const record = read ? read() : null;
       const next = record ? { userId: record.userId, gameId: record.gameId, confirmed: true } : null;
       indexChanges(pipeline, id, next);
       nextWritten.set(id, next);
@@ -197,7 +197,7 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
       await execAll(pipeline);
     } catch (error) {
       inFlight = null;
-      // A connection that ended meanwhile gets neither its older `put` back nor, once its end is
+      // A connection that ended meanwhile gets neither its older `persist` back nor, once its end is
       // stored, a tombstone any longer; a queued removal keeps its place.
       queue.restore(taken, (id) => {
         const stage = ending.get(id);
@@ -319,8 +319,8 @@ export function createRedisStore(options: RedisStoreOptions): PresenceStore {
       reconnectListeners.push(listener);
     },
 
-    put(id, read) {
-      if (!ending.has(id)) queue.put(id, read);
+    persist(id, read) {
+      if (!ending.has(id)) queue.persist(id, read);
     },
     end,
     pending: () => queue.size,

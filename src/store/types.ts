@@ -59,7 +59,7 @@ export type EndResult =
   | 'queued';
 
 /**
- * Where connection snapshots, their indexes and history live. Writes are write-behind: `put` only
+ * Where connection snapshots, their indexes and history live. Writes are write-behind: `persist` only
  * marks a connection, and `flush` (on a timer, and on demand) writes the latest version
  * of each marked connection once — however many times it changed in between. An end is not:
  * `end` writes it directly, so an end acknowledged to anyone is already stored.
@@ -78,10 +78,10 @@ export interface PresenceStore {
    */
   onReconnect(listener: () => void): void;
   /** Marks a connection for writing; `read` is called at flush time, so it sees the latest state. */
-  put(connectionId: string, read: () => ConnectionRecord): void;
+  persist(connectionId: string, read: () => ConnectionRecord): void;
   /**
    * A connection ended: removes its record and index entries and appends its history record, now,
-   * not at the next flush. Its pending `put` is dropped, and a flush that was under way cannot bring
+   * not at the next flush. Its pending `persist` is dropped, and a flush that was under way cannot bring
    * it back (the caller puts nothing for it afterwards). Resolves
    * `'queued'` when the backing service did not answer: the removal is then queued if the service
    * may hold the record (it was written, or is in a write under way), else dropped.

@@ -12,7 +12,7 @@ export type Mark = (() => ConnectionRecord) | null;
 export class WriteBehind {
   private marks = new Map<string, Mark>();
 
-  put(connectionId: string, read: () => ConnectionRecord): void {
+  persist(connectionId: string, read: () => ConnectionRecord): void {
     this.marks.set(connectionId, read);
   }
 
@@ -37,10 +37,10 @@ export class WriteBehind {
   }
 
   /**
-   * Puts back what a failed write took, unless a newer mark came in meanwhile or `keep` refuses it:
-   * a connection that ended while the write was under way must not get its older `put` back.
+   * Puts back what a failed write took, unless a newer `persist` came in meanwhile or `keep` refuses it:
+   * a connection that ended while the write was under way must not get its older `persist` back.
    */
   restore(taken: Map<string, Mark>, keep: (connectionId: string) => boolean = () => true): void {
-    for (const [id, mark] of taken) if (!this.marks.has(id) && keep(id)) this.marks.set(id, mark);
+    for (const [id, read] of taken) if (!this.marks.has(id) && keep(id)) this.marks.set(id, read);
   }
 }

@@ -82,7 +82,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     it('writes nothing until flushed, then the latest version', async () => {
-      store.put('c1', () => record({ connectionId: 'c1' }));
+      store.persist('c1', () => record({ connectionId: 'c1' }));
       expect(store.pending()).toBe(1);
       expect(await loaded(store, 'c1')).toBeNull();
       await store.flush();
@@ -95,7 +95,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       let lastSeen = 0;
       for (let i = 0; i < 1000; i++) {
         lastSeen = 1_700_000_000_000 + i;
-        store.put('c1', () => {
+        store.persist('c1', () => {
           reads++;
           return record({ connectionId: 'c1', lastSeen });
         });
@@ -113,22 +113,22 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
 
     it('is idempotent: writing the same record twice leaves one copy in every index', async () => {
       const r = record({ connectionId: 'c1', gameId: 'g1' });
-      store.put('c1', () => r);
+      store.persist('c1', () => r);
       await store.flush();
-      store.put('c1', () => r);
+      store.persist('c1', () => r);
       await store.flush();
       expect(await store.connectionsOfGame('g1')).toEqual(['c1']);
       expect(await store.connectionsOfUser('alice')).toEqual(['c1']);
     });
 
     it('keeps indexes by user and by game that follow a move', async () => {
-      store.put('c1', () => record({ connectionId: 'c1', userId: 'alice', gameId: 'g1' }));
-      store.put('c2', () => record({ connectionId: 'c2', userId: 'alice', gameId: null }));
-      store.put('c3', () => record({ connectionId: 'c3', userId: 'bob', gameId: 'g1' }));
+      store.persist('c1', () => record({ connectionId: 'c1', userId: 'alice', gameId: 'g1' }));
+      store.persist('c2', () => record({ connectionId: 'c2', userId: 'alice', gameId: null }));
+      store.persist('c3', () => record({ connectionId: 'c3', userId: 'bob', gameId: 'g1' }));
       await store.flush();
       expect((await store.connectionsOfUser('alice')).sort()).toEqual(['c1', 'c2']);
       expect((await store.connectionsOfGame('g1')).sort()).toEqual(['c1', 'c3']);
-      store.put('c1', () => record({ connectionId: 'c1', userId: 'alice', gameId: 'g2' }));
+      store.persist('c1', () => record({ connectionId: 'c1', userId: 'alice', gameId: 'g2' }));
       await store.flush();
       expect(await store.connectionsOfGame('g1')).toEqual(['c3']);
       expect(await store.connectionsOfGame('g2')).toEqual(['c1']);
@@ -136,7 +136,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
 
     it('loads the records of its node, as written, and when the node was last alive', async () => {
       const before = Date.now();
-      store.put('c1', () => record({ connectionId: 'c1', state: 'stale', expiresAt: 5 }));
+      store.persist('c1', () => record({ connectionId: 'c1', state: 'stale', expiresAt: 5 }));
       await store.flush();
       const result = await store.loadNode(NODE);
       expect(result.records).toEqual([record({ connectionId: 'c1', state: 'stale', expiresAt: 5 })]);
@@ -148,10 +148,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
 
     it('a record that fails validation is skipped with a reason, never thrown', async () => {
       const good = record({ connectionId: 'good' });
-      store.put('good', () => good);
-      store.put('bad', () => ({ ...record({ connectionId: 'bad' }), v: 2 }) as unknown as ConnectionRecord);
-      store.put('alien', () => ({ ...record({ connectionId: 'alien' }), snapshot: { value: 'flying' } }));
-      store.put('swapped', () => ({ ...record({ connectionId: 'swapped' }), snapshot: good.snapshot }));
+      store.persist('good', () => good);
+      store.persist('bad', () => ({ ...record({ connectionId: 'bad' }), v: 2 }) as unknown as ConnectionRecord);
+      store.persist('alien', () => ({ ...record({ connectionId: 'alien' }), snapshot: { value: 'flying' } }));
+      store.persist('swapped', () => ({ ...record({ connectionId: 'swapped' }), snapshot: good.snapshot }));
       await store.flush();
       const result = await store.loadNode(NODE);
       expect(result.records.map((r) => r.connectionId)).toEqual(['good']);
@@ -166,7 +166,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     it('a record read back cannot be changed by mutating it', async () => {
-      store.put('c1', () => record({ connectionId: 'c1' }));
+      store.persist('c1', () => record({ connectionId: 'c1' }));
       await store.flush();
       const first = await loaded(store, 'c1');
       if (first) first.userId = 'mallory';
@@ -192,8 +192,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     it('end removes the record and its index entries and appends its history, without a flush', async () => {
-      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
-      store.put('c2', () => record({ connectionId: 'c2', gameId: 'g1' }));
+      store.persist('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      store.persist('c2', () => record({ connectionId: 'c2', gameId: 'g1' }));
       await store.flush();
       expect(await store.end('c1', ended('c1', 'alice', 1_700_000_000_000))).toBe('stored');
       expect(store.pending()).toBe(0);
@@ -207,9 +207,9 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     it('end drops a pending put: no later flush writes the ended connection again', async () => {
-      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      store.persist('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
       await store.flush();
-      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g2' }));
+      store.persist('c1', () => record({ connectionId: 'c1', gameId: 'g2' }));
       await store.end('c1', ended('c1', 'alice', 1_700_000_000_000));
       expect(store.pending()).toBe(0);
       expect(await store.flush()).toEqual({ written: 0, removed: 0 });
@@ -219,10 +219,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     it('end while a flush is writing the connection: the flush cannot bring it back', async () => {
-      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      store.persist('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
       await store.flush();
       // The flush takes a move to g2; the end comes while it is under way.
-      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g2' }));
+      store.persist('c1', () => record({ connectionId: 'c1', gameId: 'g2' }));
       const flushing = store.flush();
       const ending = store.end('c1', ended('c1', 'alice', 1_700_000_000_000));
       await Promise.all([flushing, ending]);
@@ -236,7 +236,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     it('end of a connection never written leaves nothing queued, only its history', async () => {
-      store.put('c1', () => record({ connectionId: 'c1' }));
+      store.persist('c1', () => record({ connectionId: 'c1' }));
       expect(await store.end('c1', ended('c1', 'alice', 1_700_000_000_000))).toBe('stored');
       expect(store.pending()).toBe(0);
       expect(store.pendingHistory()).toBe(0);
@@ -246,7 +246,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     it('another store on the same namespace sees what was flushed', async () => {
-      store.put('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
+      store.persist('c1', () => record({ connectionId: 'c1', gameId: 'g1' }));
       await store.appendHistory(ended('c0', 'alice', 1_700_000_000_000));
       await store.flush();
       const other = await fixture.reopen();

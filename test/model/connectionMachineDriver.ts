@@ -2,7 +2,7 @@ import { expect } from 'vitest';
 import { createActor, SimulatedClock, type Actor, type Snapshot } from 'xstate';
 import {
   connectionMachine,
-  type ConnectionNotice,
+  type ConnectionWarning,
   type ConnectionState,
   type ConnectionTiming,
 } from '../../machines/connection.js';
@@ -36,7 +36,7 @@ export function connectionMachineDriver(recorder: TransitionRecorder) {
   let clock = new SimulatedClock();
   clock.set(T0);
   const reports: ConnectionState[] = [];
-  const notices: ConnectionNotice[] = [];
+  const notices: ConnectionWarning[] = [];
   let timers = createTimerActions(clock);
   let actor: Actor<ConnectionLogic>;
   /** The abstract state the previous step ended in. */
@@ -47,7 +47,7 @@ export function connectionMachineDriver(recorder: TransitionRecorder) {
       actions: {
         ...timers.actions,
         report: (_, params) => reports.push(params.state),
-        notify: (_, params) => notices.push(params),
+        warn: (_, params) => notices.push(params),
       },
     });
   }

@@ -4,7 +4,7 @@ import {
   connectionMachine,
   restoredSnapshot,
   wakeable,
-  type ConnectionNotice,
+  type ConnectionWarning,
   type PersistedConnection,
   type ConnectionReport,
   type ConnectionTiming,
@@ -18,12 +18,12 @@ function start(options: { clock?: SimulatedClock; snapshot?: Snapshot<unknown> }
   const clock = options.clock ?? new SimulatedClock();
   if (!options.snapshot) clock.set(T0);
   const reports: ConnectionReport['state'][] = [];
-  const notices: ConnectionNotice[] = [];
+  const notices: ConnectionWarning[] = [];
   const machine = connectionMachine.provide({
     actions: {
       ...createTimerActions(clock).actions,
       report: (_, params) => reports.push(params.state),
-      notify: (_, params) => notices.push(params),
+      warn: (_, params) => notices.push(params),
     },
   });
   const actor = createActor(machine, {
