@@ -35,8 +35,6 @@ export function isPersistable(snapshot: HeldSnapshot): snapshot is PersistedConn
 /** The machine's timers, by the key the deadline scheduler keeps them under. */
 export const TimerKey = { stale: 0, expiry: 1, warning: 2 } as const;
 
-export { closeCodeFor } from '../protocol.js';
-
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url');
 
 /** What a connection is opened with; the rest starts empty. */

@@ -1,11 +1,11 @@
 import type { ConnectionContext, ConnectionWarning, ConnectionState } from '../../machines/connection.js';
 import type { LifecycleEvent } from '../hooks.js';
 import type { ConnectionView } from '../presence/presenceIndex.js';
-import type { EndReason, SessionEvent, SessionState } from '../protocol.js';
+import { closeCodeFor, type EndReason, type SessionEvent, type SessionState } from '../protocol.js';
 import type { HistoryRecord } from '../store/types.js';
 import { closeFirmly } from '../closeSocket.js';
 import { LogThrottle } from '../logThrottle.js';
-import { closeCodeFor, type Connection } from './connection.js';
+import type { Connection } from './connection.js';
 import type { ConnectionDirectory } from './directory.js';
 import type { ConnectionsOptions, SocketLike } from './types.js';
 
